@@ -1,0 +1,112 @@
+"""Settings read once from the environment at start-up.
+
+Every setting is an `NB_MCP_*` variable; a bad value stops start-up with a message naming the
+variable, because a typo silently falling back to a default is worse for a long run than no run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value nb cannot use."""
+
+
+@dataclass(frozen=True)
+class Config:
+    log_path: Path
+    log_level: str
+    log_max_bytes: int
+    log_backups: int
+    state_dir: Path
+    block_for_sec: float
+    max_block_for_sec: float
+    default_timeout_sec: float
+    progress_interval_sec: float
+    flush_interval_sec: float
+    max_reply_chars: int
+    max_image_bytes: int
+    kernel_start_timeout_sec: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Config:
+        env = os.environ if env is None else env
+        cwd = Path.cwd() if cwd is None else cwd
+        reader = _Reader(env)
+        log_path = Path(env.get("NB_MCP_LOG_PATH") or ".nb_mcp.log").expanduser()
+        config = cls(
+            log_path=log_path if log_path.is_absolute() else cwd / log_path,
+            log_level=reader.choice("NB_MCP_LOG_LEVEL", "info", LEVELS),
+            log_max_bytes=reader.integer("NB_MCP_LOG_MAX_BYTES", 10_000_000, minimum=10_000),
+            log_backups=reader.integer("NB_MCP_LOG_BACKUPS", 3, minimum=1),
+            state_dir=default_state_dir(env),
+            block_for_sec=reader.number("NB_MCP_BLOCK_FOR_SEC", 10.0, minimum=0.0),
+            max_block_for_sec=reader.number("NB_MCP_MAX_BLOCK_FOR_SEC", 30.0, minimum=0.0),
+            default_timeout_sec=reader.number("NB_MCP_DEFAULT_TIMEOUT_SEC", 600.0, minimum=0.0),
+            progress_interval_sec=reader.number("NB_MCP_PROGRESS_INTERVAL_SEC", 10.0, minimum=0.05),
+            flush_interval_sec=reader.number("NB_MCP_FLUSH_INTERVAL_SEC", 0.2, minimum=0.01),
+            max_reply_chars=reader.integer("NB_MCP_MAX_REPLY_CHARS", 20_000, minimum=500),
+            max_image_bytes=reader.integer("NB_MCP_MAX_IMAGE_BYTES", 1_000_000, minimum=1_000),
+            kernel_start_timeout_sec=reader.number(
+                "NB_MCP_KERNEL_START_TIMEOUT_SEC", 60.0, minimum=1.0
+            ),
+        )
+        return config
+
+    def describe(self) -> dict[str, str]:
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def default_state_dir(env: Mapping[str, str]) -> Path:
+    explicit = env.get("NB_MCP_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base).expanduser().absolute() / "nb"
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def _raw(self, name: str) -> str | None:
+        value = self._env.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    def number(self, name: str, default: float, *, minimum: float) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number") from None
+        if not value >= minimum:
+            raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        if value < minimum:
+            raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+        return value
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.lower() not in allowed:
+            raise ConfigError(f"{name}={raw!r} must be one of {', '.join(allowed)}")
+        return raw.lower()
