@@ -1,0 +1,27 @@
+"""Which paths the tools accept as notebooks, and the one canonical form each is known by."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PathError(ValueError):
+    """A path argument that cannot name a notebook; the message is written for the agent."""
+
+
+def notebook_path(raw: str, cwd: Path) -> Path:
+    """The absolute, symlink-resolved path of a `.ipynb` file (relative paths: from `cwd`)."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise PathError("path is empty: give the notebook's path, e.g. 'analysis.ipynb'")
+    given = Path(raw).expanduser()
+    absolute = given if given.is_absolute() else cwd / given
+    if absolute.suffix != ".ipynb":
+        raise PathError(f"{raw!r} is not a notebook path: it must end in .ipynb")
+    resolved = absolute.resolve()
+    if resolved.is_dir():
+        raise PathError(f"{raw!r} is a directory, not a notebook")
+    if resolved.suffix != ".ipynb":
+        raise PathError(f"{raw!r} is a link to {str(resolved)!r}, which is not a .ipynb file")
+    if not resolved.parent.is_dir():
+        raise PathError(f"the folder of {raw!r} does not exist ({resolved.parent})")
+    return resolved

@@ -1,0 +1,89 @@
+"""The per-user state dir: what a server records so that another process can find its work.
+
+Layout (folder 0700, files 0600):
+  servers/<pid>.json   one per running server: pid, start time, cwd, log path, version
+  kernels/<id>.json    one per kernel a server started: pid, notebook, connection file, owner
+  kernels/<id>.log     that kernel's own stdout/stderr (never the server's stdout)
+Records are written atomically and removed when their owner stops them; a record whose owner
+is gone is how `nb status` finds orphans and `nb cleanup` knows what it may stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+def ensure(state_dir: Path) -> Path:
+    for folder in (state_dir, state_dir / "servers", state_dir / "kernels"):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(state_dir, 0o700)
+    return state_dir
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(record, handle, indent=1, sort_keys=True)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def read_records(folder: Path) -> list[dict[str, Any]]:
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text()) | {"record_path": str(path)})
+        except (OSError, ValueError):
+            continue
+    return records
+
+
+def remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot: tells a pid from its reuse."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses; fields after it are fixed.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[19])
+
+
+def same_process_alive(pid: int, start_ticks: int | None) -> bool:
+    """True if `pid` is alive and is the process recorded (not a later one with its number)."""
+    current = process_start_ticks(pid)
+    if current is None:
+        return False
+    return start_ticks is None or current == start_ticks
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    pid: int
+    start_ticks: int | None
+    started_at: float
+    cwd: str
+    log_path: str
+    version: str
+    mode: str
+
+    def path(self, state_dir: Path) -> Path:
+        return state_dir / "servers" / f"{self.pid}.json"
+
+    def save(self, state_dir: Path) -> None:
+        write_record(self.path(state_dir), asdict(self))

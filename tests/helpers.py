@@ -1,0 +1,141 @@
+"""Test helpers: a synchronous handle on a real `nb mcp` over stdio, the event log, deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.from_thread
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+T = TypeVar("T")
+NB = str(Path(sys.executable).with_name("nb"))
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "ops" / "events.schema.json"
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll `condition` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(delay)  # polling interval, not a wait for the thing itself
+        delay = min(delay * 2, 0.05)
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every event in a log and its rotated files, oldest first."""
+    files = sorted(path.parent.glob(path.name + ".*"), key=lambda p: -int(p.suffix[1:]))
+    events = []
+    for file in [*files, path]:
+        if file.exists():
+            events.extend(json.loads(line) for line in file.read_text().splitlines() if line)
+    return events
+
+
+@dataclass
+class Reply:
+    text: str
+    is_error: bool
+    images: list[Any] = field(default_factory=list)
+    progress: list[tuple[float, float | None, str | None]] = field(default_factory=list)
+
+
+class McpServer:
+    """A spawned `nb mcp` driven through the real MCP SDK client, from synchronous tests."""
+
+    def __init__(self, cwd: Path, env: dict[str, str], stderr_path: Path) -> None:
+        self.cwd = cwd
+        self.env = env
+        self.log_path = Path(env["NB_MCP_LOG_PATH"])
+        self._stack = ExitStack()
+        self._stderr = self._stack.enter_context(open(stderr_path, "w"))  # noqa: SIM115
+        self.portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
+        params = StdioServerParameters(command=NB, args=["mcp"], cwd=str(cwd), env=env)
+        self.client: Client = self._stack.enter_context(
+            self.portal.wrap_async_context_manager(
+                Client(stdio_client(params, errlog=self._stderr))
+            )
+        )
+        self.pid = wait_for(self._server_pid, what="server.started in the event log")
+
+    def _server_pid(self) -> int | None:
+        started = [e for e in read_events(self.log_path) if e["event"] == "server.started"]
+        return started[-1]["pid"] if started else None
+
+    def call(self, tool: str, **arguments: Any) -> Reply:
+        return self.portal.call(self._call, tool, arguments, None)
+
+    def start_call(self, tool: str, **arguments: Any) -> tuple[Future[Reply], list[Any]]:
+        """Start a call without waiting; the list fills with progress notifications."""
+        progress: list[Any] = []
+        return self.portal.start_task_soon(self._call, tool, arguments, progress), progress
+
+    async def _call(
+        self, tool: str, arguments: dict[str, Any], progress: list[Any] | None
+    ) -> Reply:
+        seen = progress if progress is not None else []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            seen.append((value, total, message))
+
+        result = await self.client.call_tool(tool, arguments, progress_callback=on_progress)
+        texts = [c.text for c in result.content if getattr(c, "type", "") == "text"]
+        images = [c for c in result.content if getattr(c, "type", "") == "image"]
+        return Reply("\n".join(texts), bool(result.is_error), images, seen)
+
+    def events(self) -> list[dict[str, Any]]:
+        return [e for e in read_events(self.log_path) if e.get("pid") == self.pid]
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> McpServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def server_env(tmp: Path, **overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        NB_MCP_LOG_PATH=str(tmp / "events.log"),
+        NB_MCP_STATE_DIR=str(tmp / "state"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
+def cell_texts(notebook: dict[str, Any]) -> list[str]:
+    return [
+        "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        for cell in notebook["cells"]
+    ]
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def events_named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["event"] == name]
+
+
+def iter_log_files(folder: Path) -> Iterator[Path]:
+    yield from folder.rglob("*.log*")
