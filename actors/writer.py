@@ -28,6 +28,7 @@ from nbformat import NotebookNode
 from actors import notebook as nb
 from actors.log import emit
 from actors.outputs import OutputBuilder
+from actors.refs import NotebookRefs
 from actors.timers import Timer
 from supervisor.tree import SupervisedActor, Supervision
 
@@ -102,9 +103,17 @@ class _FlushDue:
 
 
 class WriterActor(SupervisedActor):
-    def __init__(self, *, supervision: Supervision, path: Path, flush_interval: float) -> None:
+    def __init__(
+        self,
+        *,
+        supervision: Supervision,
+        path: Path,
+        flush_interval: float,
+        refs: NotebookRefs | None = None,
+    ) -> None:
         super().__init__(supervision=supervision)
         self.path = path
+        self._refs = refs
         self._flush_interval = flush_interval
         self._doc: NotebookNode | None = None
         self._stamp: _Stamp | None = None
@@ -126,7 +135,13 @@ class WriterActor(SupervisedActor):
 
     # ------------------------------------------------------------ lifecycle
 
+    def setup(self) -> None:
+        if self._refs is not None:
+            self._refs.register("writer", self.actor_ref)
+
     def teardown(self, reason: BaseException | None) -> None:
+        if self._refs is not None:
+            self._refs.unregister("writer", self.actor_ref)
         if self._timer is not None:
             self._timer.cancel()
         if self._dirty and self._doc is not None:
@@ -216,21 +231,35 @@ class WriterActor(SupervisedActor):
     # ------------------------------------------------------------ execution (tells)
 
     def mark_queued(self, job_id: str, cell_ids: list[str], at: float) -> None:
+        self._mark_queued(job_id, cell_ids, at)
+        self._write()
+
+    def _mark_queued(self, job_id: str, cell_ids: list[str], at: float) -> None:
         if self._doc is None:
             return
         total = len(cell_ids)
         for position, cell_id in enumerate(cell_ids, start=1):
             cell = nb.cell_by_id(self._doc, cell_id)
-            if cell is None:
+            if cell is None or cell_id in self._live:
                 continue
             self._builder.forget(cell_id)
             previous = nb.without_markers(cell.get("outputs", []))
             cell["outputs"] = [nb.queued_marker(position, total, job_id, at), *previous]
             self._dirty_cells.add(cell_id)
         self._dirty = True
-        self._write()
 
-    def cell_started(self, cell_id: str, position: int, of: int, at: float) -> None:
+    def cell_started(
+        self,
+        cell_id: str,
+        position: int,
+        of: int,
+        at: float,
+        queued: list[str] | None = None,
+        job_id: str = "",
+    ) -> None:
+        """A cell starts: pin its Running marker (and mark `queued`, the job's next cells)."""
+        if queued:
+            self._mark_queued(job_id, queued, at)
         self._builder.forget(cell_id)
         self._live[cell_id] = _LiveCell(marker=nb.running_marker(position, of, at))
         self._dirty_cells.add(cell_id)

@@ -124,7 +124,16 @@ def render_error(output: dict[str, Any]) -> str:
         if len(frames) > len(tail)
         else ""
     )
-    return f"[error] {ename}: {evalue}\n{cut}" + "\n".join(f"  {line}" for line in tail)
+    hint = _HINTS.get(ename, "")
+    return f"[error] {ename}: {evalue}{hint}\n{cut}" + "\n".join(f"  {line}" for line in tail)
+
+
+_HINTS = {
+    "StdinNotImplementedError": (
+        "\n(nb runs cells without stdin, so input() cannot wait for an answer: put the value "
+        "in the code instead)"
+    ),
+}
 
 
 def _render_bundle(output: dict[str, Any], max_image_bytes: int) -> tuple[str, Content | None]:

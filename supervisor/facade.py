@@ -11,7 +11,10 @@ import os
 import threading
 import time
 import traceback
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,12 +22,17 @@ from typing import Any, TypeVar
 import pykka
 
 from actors import notebook as nb
+from actors.backend import KernelStartError, check_kernel_name
+from actors.job import JobActor, JobSnapshot, JobSpec
+from actors.kernel import KernelInfo
 from actors.log import LogActor, emit
-from actors.writer import EditResult, WriterActor
+from actors.refs import NotebookRefs, NotRunning
+from actors.writer import CellOutputs, EditResult
 from supervisor import statedir, views
 from supervisor.config import Config
+from supervisor.notebook_tree import notebook_spec
 from supervisor.paths import PathError, notebook_path
-from supervisor.tree import ChildSpec, Restart, Supervisor, start_root
+from supervisor.tree import ChildSpec, Restart, start_root
 
 T = TypeVar("T")
 VERSION = "0.1.0"
@@ -64,18 +72,46 @@ class Edited:
     notices: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    notebook: Path
+    kind: str
+    cells: tuple[str, ...]
+    future: Future[JobSnapshot]
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class KernelStatus:
+    notebook: Path
+    info: KernelInfo
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    version: str
+    pid: int
+    uptime_sec: float
+    log_path: Path
+    state_dir: Path
+    kernels: list[KernelStatus]
+    jobs: list[JobSnapshot]  # active first, then recent
+
+
 class _Notebook:
     """The facade's handle on one notebook's subtree."""
 
-    def __init__(self, path: Path, supervisor: pykka.ActorRef) -> None:
+    def __init__(self, path: Path, supervisor: pykka.ActorRef, refs: NotebookRefs) -> None:
         self.path = path
         self.supervisor = supervisor
+        self.refs = refs
 
-    def child(self, child_id: str) -> pykka.ActorRef:
-        ref = self.supervisor.proxy().which_child(child_id).get(timeout=_ASK_TIMEOUT)
-        if ref is None:
-            raise NbError(f"{self.path.name}: its {child_id} is not running (see the event log)")
-        return ref
+    def child(self, role: str) -> pykka.ActorRef:
+        try:
+            return self.refs.get(role)
+        except NotRunning as error:
+            raise NbError(f"{error} (see the event log)") from None
 
 
 class Facade:
@@ -89,11 +125,13 @@ class Facade:
         self._started_at = time.monotonic()
         self._stopped = False
         self._record: statedir.ServerRecord | None = None
+        self._jobs: OrderedDict[str, tuple[_Notebook, Future[JobSnapshot]]] = OrderedDict()
 
     # ------------------------------------------------------------ start and stop
 
     def start(self) -> None:
         statedir.ensure(self.config.state_dir)
+        statedir.prune_job_records(self.config.state_dir)
         self._root = start_root(
             "root",
             max_restarts=10,
@@ -221,6 +259,204 @@ class Facade:
         op = nb.ClearOutputs(index=index, cell_id=cell_id, every_cell=all_cells)
         return self._edit(path, op)
 
+    # ------------------------------------------------------------ execution
+
+    def submit(
+        self,
+        path: str,
+        kind: str,
+        *,
+        index: int | None = None,
+        cell_id: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        source: str | None = None,
+        after_cell_id: str | None = None,
+        code: str | None = None,
+        timeout: float | None = None,
+        kernel_name: str | None = None,
+    ) -> Submitted:
+        """Queue a job on the notebook's kernel; return at once with its id and future."""
+        if timeout is not None and timeout < 0:
+            raise NbError(f"timeout must be 0 (no limit) or a number of seconds, not {timeout}")
+        deadline = self.config.default_timeout_sec if timeout is None else timeout
+        notices: list[str] = []
+        if kind == "insert_and_exec":
+            edited = self.insert_cell(path, "code", source or "", index, after_cell_id)
+            if not edited.written:
+                notices.append(f"the new cell could not be written yet: {edited.write_error}")
+            notices.extend(edited.notices)
+            index, cell_id = None, edited.cell_id
+        notebook, writer, _ = self._open(path)
+        cell_ids = (
+            ()
+            if kind == "run_scratch"
+            else tuple(
+                self._ask(writer.query(lambda doc: _select(doc, kind, index, cell_id, start, end)))
+            )
+        )
+        name = self._kernel_name(notebook, writer, kernel_name)
+        job_id = f"j-{uuid.uuid4().hex[:8]}"
+        future: Future[JobSnapshot] = Future()
+        spec = JobSpec(
+            job_id=job_id,
+            notebook=notebook.path,
+            kind=kind,
+            cell_ids=cell_ids,
+            kernel_name=name,
+            timeout=deadline or None,
+            code=code,
+        )
+        emit(
+            "job.submitted",
+            f"job {job_id} on {notebook.path.name}: {kind}, "
+            + (
+                f"{len(cell_ids)} cell{'s' if len(cell_ids) != 1 else ''}"
+                if cell_ids
+                else "scratch code"
+            ),
+            sync=True,
+            job_id=job_id,
+            notebook=str(notebook.path),
+            kind=kind,
+            cells=len(cell_ids),
+            cell_ids=list(cell_ids),
+            timeout_sec=float(deadline),
+        )
+        statedir.record_job(self.config.state_dir, job_id, self.config.log_path, notebook.path)
+        with self._lock:
+            self._jobs[job_id] = (notebook, future)
+            while len(self._jobs) > 500:
+                self._jobs.popitem(last=False)
+        child = ChildSpec(
+            id=f"job:{job_id}",
+            actor_class=JobActor,
+            restart=Restart.TEMPORARY,
+            kwargs={"spec": spec, "refs": notebook.refs, "done": future},
+            shutdown_timeout=20.0,
+        )
+        try:
+            notebook.supervisor.proxy().start_child(child).get(timeout=_ASK_TIMEOUT)
+        except Exception as error:
+            raise NbError(f"could not start the job: {error}") from error
+        return Submitted(
+            job_id, notebook.path, kind, cell_ids, future, notices + self._notices(writer)
+        )
+
+    def job(self, job_id: str) -> JobSnapshot:
+        """The job's state now: live from its actor, or its final snapshot."""
+        notebook, future = self._job_entry(job_id)
+        if future.done():
+            return future.result()
+        try:
+            ref = notebook.supervisor.proxy().which_child(f"job:{job_id}").get(timeout=_ASK_TIMEOUT)
+            if ref is not None:
+                return ref.proxy().snapshot().get(timeout=_ASK_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            pass
+        if future.done():
+            return future.result()
+        raise NbError(f"job {job_id} is not running and has no result (see the event log)")
+
+    def job_future(self, job_id: str) -> Future[JobSnapshot]:
+        return self._job_entry(job_id)[1]
+
+    def job_outputs(self, snapshot: JobSnapshot) -> list[CellOutputs]:
+        """The outputs of a finished file job's cells, as they are in the document now."""
+        notebook, _ = self._job_entry(snapshot.job_id)
+        ids = [cell.cell_id for cell in snapshot.cells]
+        try:
+            return notebook.refs.writer().outputs_of_cells(ids).get(timeout=_ASK_TIMEOUT)
+        except (NotRunning, pykka.ActorDeadError) as error:
+            raise NbError(f"the notebook's writer is not running: {error}") from None
+
+    def notices_for(self, path: Path) -> list[str]:
+        notebook = self._notebooks.get(path)
+        if notebook is None:
+            return []
+        try:
+            return self._notices(notebook.refs.writer())
+        except NotRunning:
+            return []
+
+    def status(self) -> ServerStatus:
+        kernels = []
+        jobs: list[JobSnapshot] = []
+        with self._lock:
+            notebooks = [n for n in self._notebooks.values() if n.supervisor.is_alive()]
+            entries = list(self._jobs.items())
+        for notebook in notebooks:
+            try:
+                info = notebook.refs.kernel().info().get(timeout=5)
+            except (NotRunning, pykka.ActorDeadError, pykka.Timeout):
+                continue
+            kernels.append(KernelStatus(notebook.path, info))
+        for job_id, (_, future) in reversed(entries):
+            if future.done():
+                jobs.append(future.result())
+            else:
+                try:
+                    jobs.append(self.job(job_id))
+                except NbError:
+                    continue
+        jobs.sort(key=lambda job: (job.done, -job.submitted_at))
+        return ServerStatus(
+            version=VERSION,
+            pid=os.getpid(),
+            uptime_sec=time.monotonic() - self._started_at,
+            log_path=self.config.log_path,
+            state_dir=self.config.state_dir,
+            kernels=kernels,
+            jobs=jobs[:20],
+        )
+
+    def interrupt(self, path: str) -> str:
+        return self._kernel_call(path, lambda kernel: kernel.interrupt())
+
+    def restart_kernel(self, path: str, kernel_name: str | None = None) -> str:
+        if kernel_name is not None:
+            self._check_kernel(kernel_name)
+        return self._kernel_call(path, lambda kernel: kernel.restart_kernel(kernel_name))
+
+    def shutdown_kernel(self, path: str) -> str:
+        return self._kernel_call(path, lambda kernel: kernel.shutdown_kernel())
+
+    def _kernel_call(self, path: str, call: Callable[[Any], pykka.Future[str]]) -> str:
+        notebook, _, _ = self._open(path)
+        try:
+            kernel = notebook.refs.kernel()
+        except NotRunning as error:
+            raise NbError(str(error)) from None
+        return self._ask(call(kernel))
+
+    def _kernel_name(self, notebook: _Notebook, writer: Any, requested: str | None) -> str:
+        name = requested or self._ask(writer.query(_metadata_kernel)) or "python3"
+        self._check_kernel(name)
+        try:
+            info: KernelInfo = notebook.refs.kernel().info().get(timeout=_ASK_TIMEOUT)
+        except (NotRunning, pykka.ActorDeadError, pykka.Timeout):
+            return name
+        if info.kernel_name and info.state not in ("none", "dead") and info.kernel_name != name:
+            raise NbError(
+                f"{notebook.path.name} runs a {info.kernel_name!r} kernel; to use {name!r}, call "
+                f"restart_kernel with kernel_name={name!r} first"
+            )
+        return name
+
+    @staticmethod
+    def _check_kernel(name: str) -> None:
+        try:
+            check_kernel_name(name)
+        except KernelStartError as error:
+            raise NbError(str(error)) from None
+
+    def _job_entry(self, job_id: str) -> tuple[_Notebook, Future[JobSnapshot]]:
+        with self._lock:
+            entry = self._jobs.get(job_id)
+        if entry is None:
+            raise NbError(f"no job {job_id!r} in this server (status lists the jobs it knows)")
+        return entry
+
     # ------------------------------------------------------------ plumbing
 
     def _edit(self, path: str, op: nb.Op, create: bool = False) -> Edited:
@@ -262,32 +498,13 @@ class Facade:
             existing = self._notebooks.get(path)
             if existing is not None and existing.supervisor.is_alive():
                 return existing
-            name = f"notebook:{path}"
-            spec = ChildSpec(
-                id=name,
-                actor_class=Supervisor,
-                restart=Restart.TEMPORARY,
-                kwargs={
-                    "name": name,
-                    "max_restarts": 5,
-                    "period": 60.0,
-                    "emit": emit,
-                    "children": [
-                        ChildSpec(
-                            id="writer",
-                            actor_class=WriterActor,
-                            kwargs={"path": path, "flush_interval": self.config.flush_interval_sec},
-                            shutdown_timeout=30.0,
-                        )
-                    ],
-                },
-                shutdown_timeout=60.0,
-            )
+            refs = NotebookRefs(path)
+            spec = notebook_spec(path, refs, self.config)
             try:
                 ref = self._root.proxy().start_child(spec).get(timeout=_ASK_TIMEOUT)
             except Exception as error:
                 raise NbError(f"could not open {path}: {error}") from error
-            notebook = _Notebook(path, ref)
+            notebook = _Notebook(path, ref, refs)
             self._notebooks[path] = notebook
             return notebook
 
@@ -327,3 +544,32 @@ class Facade:
             traceback="".join(traceback.format_exception(error)),
             where=where,
         )
+
+
+def _metadata_kernel(doc: Any) -> str | None:
+    spec = doc.get("metadata", {}).get("kernelspec", {})
+    name = spec.get("name") if isinstance(spec, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def _select(
+    doc: Any, kind: str, index: int | None, cell_id: str | None, start: int | None, end: int | None
+) -> list[str]:
+    """The ids of the code cells a job runs; raise NotebookError if there are none."""
+    if kind in ("exec_cell", "insert_and_exec"):
+        position = nb.locate(doc, index, cell_id)
+        cell = doc.cells[position]
+        if cell["cell_type"] != "code":
+            raise nb.NotebookError(
+                f"cell {position} ({cell['id']}) is a {cell['cell_type']} cell; only code cells run"
+            )
+        return [cell["id"]]
+    if kind == "exec_range":
+        ids = nb.resolve_range(doc, start, end)
+        if not ids:
+            raise nb.NotebookError(f"no code cells between index {start} and {end}")
+        return ids
+    ids = [cell["id"] for cell in doc.cells if cell["cell_type"] == "code"]
+    if not ids:
+        raise nb.NotebookError("the notebook has no code cells to run")
+    return ids

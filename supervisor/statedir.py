@@ -4,6 +4,8 @@ Layout (folder 0700, files 0600):
   servers/<pid>.json   one per running server: pid, start time, cwd, log path, version
   kernels/<id>.json    one per kernel a server started: pid, notebook, connection file, owner
   kernels/<id>.log     that kernel's own stdout/stderr (never the server's stdout)
+  runtime/             kernels' connection files (they hold the key to the kernel's channels)
+  jobs/<job_id>.json   one per job: which log holds its events, which server ran it
 Records are written atomically and removed when their owner stops them; a record whose owner
 is gone is how `nb status` finds orphans and `nb cleanup` knows what it may stop.
 """
@@ -14,15 +16,17 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 
 def ensure(state_dir: Path) -> Path:
-    for folder in (state_dir, state_dir / "servers", state_dir / "kernels"):
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in ("", "servers", "kernels", "jobs", "runtime"):
+        (state_dir / name).mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(state_dir, 0o700)
+    os.chmod(state_dir / "runtime", 0o700)
     return state_dir
 
 
@@ -53,23 +57,27 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
-def process_start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot: tells a pid from its reuse."""
+def _stat_fields(pid: int) -> list[str] | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses; fields after it are fixed.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])
+    return stat[stat.rindex(")") + 2 :].split()
 
 
-def same_process_alive(pid: int, start_ticks: int | None) -> bool:
-    """True if `pid` is alive and is the process recorded (not a later one with its number)."""
-    current = process_start_ticks(pid)
-    if current is None:
+def process_start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot: tells a pid from its reuse."""
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])
+
+
+def same_process_alive(pid: int, start_ticks: int | None = None) -> bool:
+    """True if `pid` runs (a zombie does not) and is the process recorded, not a reuse."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
         return False
-    return start_ticks is None or current == start_ticks
+    return start_ticks is None or int(fields[19]) == start_ticks
 
 
 @dataclass(frozen=True)
@@ -87,3 +95,28 @@ class ServerRecord:
 
     def save(self, state_dir: Path) -> None:
         write_record(self.path(state_dir), asdict(self))
+
+
+JOB_RECORDS_KEPT_SEC = 7 * 24 * 3600
+
+
+def record_job(state_dir: Path, job_id: str, log_path: Path, notebook: Path) -> None:
+    write_record(
+        state_dir / "jobs" / f"{job_id}.json",
+        {
+            "job_id": job_id,
+            "log_path": str(log_path),
+            "notebook": str(notebook),
+            "server_pid": os.getpid(),
+            "server_start_ticks": process_start_ticks(os.getpid()),
+            "submitted_at": time.time(),
+        },
+    )
+
+
+def prune_job_records(state_dir: Path, now: float | None = None) -> None:
+    cutoff = (time.time() if now is None else now) - JOB_RECORDS_KEPT_SEC
+    for path in (state_dir / "jobs").glob("*.json"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()

@@ -98,6 +98,9 @@ class McpServer:
         images = [c for c in result.content if getattr(c, "type", "") == "image"]
         return Reply("\n".join(texts), bool(result.is_error), images, seen)
 
+    def env_path(self, name: str) -> Path:
+        return Path(self.env[name])
+
     def events(self) -> list[dict[str, Any]]:
         return [e for e in read_events(self.log_path) if e.get("pid") == self.pid]
 

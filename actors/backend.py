@@ -1,0 +1,150 @@
+"""Where a kernel runs: the seam between the KernelActor and a kernel process.
+
+The KernelActor only needs start, channels' connection info, interrupt, is-alive and stop. The
+first backend is a local jupyter_client KernelManager (whose provisioners already reach
+Docker, Kubernetes or YARN); a Kernel/Enterprise Gateway backend can sit behind the same
+interface later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+from supervisor import statedir
+
+
+class KernelStartError(Exception):
+    """The kernel could not be started; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Started:
+    pid: int | None
+    connection_info: dict[str, Any]
+
+
+class KernelBackend(Protocol):
+    kernel_name: str
+
+    def start(self) -> Started: ...
+    def connection_info(self) -> dict[str, Any]: ...
+    def interrupt(self) -> None: ...
+    def is_alive(self) -> bool: ...
+    def exit_code(self) -> int | None: ...
+    def stop(self, grace: float) -> None: ...
+    @property
+    def pid(self) -> int | None: ...
+
+
+def check_kernel_name(name: str) -> None:
+    """Raise KernelStartError, listing what exists, if no kernelspec has this name."""
+    manager = KernelSpecManager()
+    try:
+        manager.get_kernel_spec(name)
+    except NoSuchKernel:
+        available = ", ".join(sorted(manager.find_kernel_specs())) or "none"
+        raise KernelStartError(
+            f"no kernel named {name!r} (installed kernelspecs: {available})"
+        ) from None
+
+
+class LocalBackend:
+    """A kernel process on this machine, started from its kernelspec by jupyter_client."""
+
+    def __init__(self, kernel_name: str, cwd: Path, state_dir: Path, notebook: Path) -> None:
+        self.kernel_name = kernel_name
+        self._cwd = cwd
+        self._state_dir = state_dir
+        self._notebook = notebook
+        self._id = uuid.uuid4().hex[:12]
+        kernels = state_dir / "kernels"
+        self._record = kernels / f"{self._id}.json"
+        self._log = kernels / f"{self._id}.log"
+        self._km = KernelManager(kernel_name=kernel_name)
+        # Connection files live in our state dir, so `nb cleanup` can tell our kernels apart
+        # from the user's other Jupyter or VS Code kernels.
+        self._km.connection_file = str(state_dir / "runtime" / f"kernel-{self._id}.json")
+
+    @property
+    def pid(self) -> int | None:
+        provisioner = self._km.provisioner
+        return getattr(provisioner, "pid", None) if provisioner is not None else None
+
+    def start(self) -> Started:
+        statedir.ensure(self._state_dir)
+        try:
+            with open(self._log, "ab") as log:
+                # The kernel's stdout/stderr go to its own log file: never to ours, since our
+                # stdout is the MCP stream.
+                self._km.start_kernel(
+                    cwd=str(self._cwd), stdout=log, stderr=log, stdin=subprocess.DEVNULL
+                )
+        except NoSuchKernel:
+            check_kernel_name(self.kernel_name)
+            raise
+        except (OSError, RuntimeError, ValueError) as error:
+            raise KernelStartError(
+                f"kernel {self.kernel_name!r} failed to start: {error}"
+            ) from error
+        pid = self.pid
+        statedir.write_record(
+            self._record,
+            {
+                "kernel_id": self._id,
+                "pid": pid,
+                "start_ticks": statedir.process_start_ticks(pid) if pid else None,
+                "pgid": getattr(self._km.provisioner, "pgid", None),
+                "server_pid": os.getpid(),
+                "server_start_ticks": statedir.process_start_ticks(os.getpid()),
+                "notebook": str(self._notebook),
+                "kernel_name": self.kernel_name,
+                "connection_file": self._km.connection_file,
+                "log": str(self._log),
+                "started_at": time.time(),
+            },
+        )
+        return Started(pid=pid, connection_info=self.connection_info())
+
+    def connection_info(self) -> dict[str, Any]:
+        return dict(self._km.get_connection_info(session=False))
+
+    def interrupt(self) -> None:
+        # A kernel frozen by SIGSTOP queues SIGINT until it runs again: wake it first.
+        self._signal_group(signal.SIGCONT)
+        self._km.interrupt_kernel()
+
+    def is_alive(self) -> bool:
+        return bool(self._km.has_kernel and self._km.is_alive())
+
+    def exit_code(self) -> int | None:
+        process = getattr(self._km.provisioner, "process", None)
+        return None if process is None else process.poll()
+
+    def stop(self, grace: float) -> None:
+        """Ask the kernel to shut down; kill its process group if it has not after `grace`."""
+        try:
+            if self._km.has_kernel:
+                self._km.shutdown_wait_time = grace
+                self._signal_group(signal.SIGCONT)
+                self._km.shutdown_kernel(now=grace <= 0)
+        finally:
+            with contextlib.suppress(OSError):
+                self._km.cleanup_resources()
+            statedir.remove(self._record)
+
+    def _signal_group(self, signum: int) -> None:
+        pgid = getattr(self._km.provisioner, "pgid", None)
+        with contextlib.suppress(OSError, TypeError):
+            if pgid:
+                os.killpg(pgid, signum)

@@ -1,0 +1,385 @@
+"""JobActor: runs one job's cells in order on the notebook's kernel, then stops.
+
+Cells are held by id, never by index: a person inserting a cell above during the job does not
+shift what runs or where outputs land. The source is read when the cell starts, so an edit made
+while the job waits is what runs. A cell that errors, times out or loses its kernel ends the
+job; the cells after it are marked skipped and keep their previous outputs.
+
+Jobs are temporary: nothing restarts one, so user code never runs twice. If the actor stops
+before it finished (the server shuts down, or a bug), teardown still marks its cells, releases
+the kernel and resolves the job's future, so no tool call waits forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from actors import notebook as nb
+from actors.kernel import CellDone, CellProgress, ScratchMessage, Turn, Waiting
+from actors.log import emit
+from actors.outputs import OutputBuilder
+from actors.refs import NotebookRefs, NotRunning
+from supervisor.tree import SupervisedActor, Supervision
+
+SCRATCH = "scratch"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    job_id: str
+    notebook: Path
+    kind: str
+    cell_ids: tuple[str, ...]
+    kernel_name: str
+    timeout: float | None
+    code: str | None = None  # run_scratch: the code; nothing is written to the file
+    submitted_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class CellRun:
+    cell_id: str
+    position: int
+    state: str  # queued, running, ok, error, timeout, died, skipped, lost
+    index: int | None = None
+    started_at: float | None = None
+    duration: float | None = None
+    last_output_at: float | None = None
+    tail: str = ""
+    execution_count: int | None = None
+    ename: str | None = None
+    evalue: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    job_id: str
+    notebook: Path
+    kind: str
+    state: str  # queued, running, ok, error, stopped
+    submitted_at: float
+    cells: tuple[CellRun, ...]
+    started_at: float | None = None
+    finished_at: float | None = None
+    ahead: int = 0
+    reason: str = ""
+    scratch_outputs: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("ok", "error", "stopped")
+
+    @property
+    def running(self) -> CellRun | None:
+        return next((cell for cell in self.cells if cell.state == "running"), None)
+
+
+_FINAL_STATES = ("ok", "error", "timeout", "died", "skipped", "lost")
+
+
+class JobActor(SupervisedActor):
+    def __init__(
+        self,
+        *,
+        supervision: Supervision,
+        spec: JobSpec,
+        refs: NotebookRefs,
+        done: Future[JobSnapshot],
+    ) -> None:
+        super().__init__(supervision=supervision)
+        self._spec = spec
+        self._refs = refs
+        self._done = done
+        self._cells = [
+            CellRun(cell_id, position, "queued")
+            for position, cell_id in enumerate(spec.cell_ids or (SCRATCH,), start=1)
+        ]
+        self._state = "queued"
+        self._ahead = 0
+        self._started_at: float | None = None
+        self._current: int | None = None
+        self._reason = ""
+        self._marked_queued = False
+        self._scratch: list[dict[str, Any]] = []
+        self._scratch_builder = OutputBuilder(lambda key: self._scratch if key == SCRATCH else None)
+
+    @property
+    def _scratch_job(self) -> bool:
+        return self._spec.code is not None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def setup(self) -> None:
+        self._refs.kernel().enqueue(self._spec.job_id, self.actor_ref, self._spec.kernel_name)
+
+    def teardown(self, reason: BaseException | None) -> None:
+        if self._done.done():
+            return
+        why = "the nb server stopped" if reason is None else f"nb failed: {reason!r}"
+        running = self._current
+        if running is not None and self._cells[running].state == "running":
+            self._writer_tell(
+                "cell_finished",
+                self._cells[running].cell_id,
+                nb.marker(f"⊘ Stopped at {nb.clock()}: {why}"),
+            )
+            self._set(running, state="error", detail=why)
+        self._skip_rest(why)
+        self._finish("stopped" if reason is None else "error", why)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Turn):
+            return self._on_turn()
+        if isinstance(message, Waiting):
+            return self._on_waiting(message)
+        if isinstance(message, CellDone):
+            return self._on_cell_done(message)
+        if isinstance(message, CellProgress):
+            return self._on_progress(message)
+        if isinstance(message, ScratchMessage):
+            self._scratch_builder.apply(SCRATCH, message.msg_type, message.content)
+            return None
+        return super().on_receive(message)
+
+    def snapshot(self) -> JobSnapshot:
+        spec = self._spec
+        return JobSnapshot(
+            job_id=spec.job_id,
+            notebook=spec.notebook,
+            kind=spec.kind,
+            state=self._state,
+            submitted_at=spec.submitted_at,
+            cells=tuple(self._cells),
+            started_at=self._started_at,
+            finished_at=time.time() if self._state in ("ok", "error", "stopped") else None,
+            ahead=self._ahead,
+            reason=self._reason,
+            scratch_outputs=tuple(self._scratch),
+        )
+
+    # ------------------------------------------------------------ the sequence
+
+    def _on_waiting(self, message: Waiting) -> None:
+        self._ahead = message.ahead
+        if not self._marked_queued and not self._scratch_job:
+            self._marked_queued = True
+            self._writer_tell(
+                "mark_queued", self._spec.job_id, list(self._spec.cell_ids), time.time()
+            )
+
+    def _on_turn(self) -> None:
+        self._state, self._ahead, self._started_at = "running", 0, time.time()
+        self._run_next(0)
+
+    def _run_next(self, position: int) -> None:
+        while position < len(self._cells):
+            if self._start_cell(position):
+                return
+            position += 1
+        failed = any(cell.state not in ("ok", "skipped", "lost") for cell in self._cells)
+        self._finish("error" if failed else "ok")
+
+    def _start_cell(self, position: int) -> bool:
+        """Start the cell at `position`; False if it cannot run (deleted, not code)."""
+        spec = self._spec
+        run = self._cells[position]
+        self._current = position
+        if self._scratch_job:
+            source, index = spec.code or "", None
+        else:
+            found = self._cell_source(run.cell_id)
+            if found is None:
+                self._set(position, state="lost", detail="the cell was deleted before it ran")
+                self._emit_finished(position)
+                return False
+            source, index, cell_type = found
+            if cell_type != "code":
+                self._set(
+                    position,
+                    state="skipped",
+                    index=index,
+                    detail=f"the cell is {cell_type} now, not code",
+                )
+                self._emit_finished(position)
+                return False
+        started = time.time()
+        self._set(position, state="running", index=index, started_at=started)
+        if not self._scratch_job:
+            # The cells after the first wait for it: the same write marks them Queued.
+            queued = [] if self._marked_queued else list(spec.cell_ids[position + 1 :])
+            self._marked_queued = True
+            self._writer_tell(
+                "cell_started",
+                run.cell_id,
+                run.position,
+                len(self._cells),
+                started,
+                queued,
+                spec.job_id,
+            )
+        emit(
+            "cell.started",
+            f"cell {run.position}/{len(self._cells)} started"
+            + (f" ([{index}] {run.cell_id})" if index is not None else " (scratch)"),
+            job_id=spec.job_id,
+            notebook=str(spec.notebook),
+            cell_id=run.cell_id,
+            cell_index=index,
+            position=run.position,
+            of=len(self._cells),
+        )
+        self._refs.kernel().execute(
+            spec.job_id,
+            self.actor_ref,
+            run.cell_id,
+            source,
+            spec.timeout,
+            not self._scratch_job,
+            spec.kernel_name,
+        )
+        return True
+
+    def _cell_source(self, cell_id: str) -> tuple[str, int, str] | None:
+        def read(doc: Any) -> tuple[str, int, str] | None:
+            index = nb.index_of(doc, cell_id)
+            if index is None:
+                return None
+            cell = doc.cells[index]
+            return cell["source"], index, cell["cell_type"]
+
+        return self._refs.writer().query(read).get(timeout=60)
+
+    def _on_progress(self, progress: CellProgress) -> None:
+        if self._current is not None and self._cells[self._current].cell_id == progress.cell_id:
+            self._set(self._current, last_output_at=progress.last_output_at, tail=progress.tail)
+
+    def _on_cell_done(self, done: CellDone) -> None:
+        position = self._current
+        if position is None or self._cells[position].cell_id != done.cell_id:
+            return
+        finished = time.time()
+        self._set(
+            position,
+            state=done.status,
+            duration=done.duration,
+            ename=done.ename,
+            evalue=done.evalue,
+            detail=done.detail,
+            execution_count=done.execution_count,
+        )
+        if not self._scratch_job:
+            self._writer_tell(
+                "cell_finished", done.cell_id, _footer(done, finished), done.execution_count
+            )
+        self._emit_finished(position)
+        if done.status == "ok":
+            self._run_next(position + 1)
+            return
+        self._skip_rest(
+            "earlier cell errored"
+            if done.status == "error"
+            else {
+                "timeout": "earlier cell timed out",
+                "died": "the kernel died in an earlier cell",
+            }.get(done.status, "earlier cell failed")
+        )
+        self._finish("error", _reason(self._cells[position]))
+
+    def _skip_rest(self, why: str) -> None:
+        rest = [i for i, cell in enumerate(self._cells) if cell.state in ("queued", "running")]
+        if not rest:
+            return
+        if not self._scratch_job:
+            self._writer_tell("mark_skipped", [self._cells[i].cell_id for i in rest], why)
+        for i in rest:
+            self._set(i, state="skipped", detail=why)
+            self._emit_finished(i)
+
+    def _finish(self, state: str, reason: str = "") -> None:
+        spec = self._spec
+        self._state, self._reason = state, reason
+        snapshot = self.snapshot()
+        counts = {s: sum(1 for c in self._cells if c.state == s) for s in _FINAL_STATES}
+        failed = counts["error"] + counts["timeout"] + counts["died"]
+        took = (snapshot.finished_at or time.time()) - spec.submitted_at
+        emit(
+            "job.finished",
+            f"job {spec.job_id} on {spec.notebook.name}: {state}"
+            + (f" ({reason})" if reason else "")
+            + f" in {nb.format_duration(took)}",
+            level="info" if state == "ok" else "warning",
+            job_id=spec.job_id,
+            notebook=str(spec.notebook),
+            status=state,
+            duration_sec=round(took, 3),
+            cells_ok=counts["ok"],
+            cells_error=failed,
+            cells_skipped=counts["skipped"] + counts["lost"],
+            reason=reason or None,
+        )
+        with contextlib.suppress(NotRunning):
+            self._refs.kernel().release(spec.job_id, snapshot)
+        if not self._done.done():
+            self._done.set_result(snapshot)
+        self.stop()
+
+    # ------------------------------------------------------------ small helpers
+
+    def _set(self, position: int, **changes: Any) -> None:
+        self._cells[position] = replace(self._cells[position], **changes)
+
+    def _emit_finished(self, position: int) -> None:
+        run = self._cells[position]
+        emit(
+            "cell.finished",
+            f"cell {run.position}/{len(self._cells)} {run.state}"
+            + (f": {run.ename}: {run.evalue}" if run.ename else "")
+            + (f" ({run.detail})" if run.detail and not run.ename else ""),
+            level="info" if run.state in ("ok", "skipped") else "warning",
+            job_id=self._spec.job_id,
+            notebook=str(self._spec.notebook),
+            cell_id=run.cell_id,
+            cell_index=run.index,
+            status=run.state,
+            duration_sec=round(run.duration or 0.0, 3),
+            ename=run.ename,
+            evalue=(run.evalue or "")[:500] if run.ename else None,
+        )
+
+    def _writer_tell(self, method: str, *args: Any) -> None:
+        with contextlib.suppress(NotRunning):
+            getattr(self._refs.writer(), method)(*args)
+
+
+def _footer(done: CellDone, finished: float) -> Any:
+    if done.status == "ok":
+        return nb.done_marker(finished, done.duration)
+    if done.status == "timeout":
+        return nb.marker(
+            f"⏱ Timed out at {nb.clock(finished)} · ran "
+            f"{nb.format_duration(done.duration)} (wall-clock timeout); "
+            "the kernel was interrupted"
+        )
+    if done.status == "died":
+        return nb.marker(
+            f"✗ Kernel died at {nb.clock(finished)} · ran {nb.format_duration(done.duration)}"
+        )
+    detail = done.ename or ""
+    return nb.error_marker(finished, done.duration, detail)
+
+
+def _reason(run: CellRun) -> str:
+    where = f"cell {run.position}" + (
+        f" ([{run.index}] {run.cell_id})" if run.index is not None else ""
+    )
+    if run.state == "timeout":
+        return f"{where} timed out"
+    if run.state == "died":
+        return f"the kernel died in {where}"
+    return f"{where} failed: {run.ename}: {run.evalue}" if run.ename else f"{where} failed"

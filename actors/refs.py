@@ -1,0 +1,65 @@
+"""Where a notebook's writer and kernel are right now.
+
+A restarted actor is a new actor with a new ref; a job that kept the old ref would tell a dead
+actor. Each incarnation registers itself here in setup() and unregisters in teardown(), like a
+registered name in OTP, and callers look the ref up at the moment they send.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+
+class NotRunning(Exception):
+    """The actor is not running (stopped, or given up on by its supervisor)."""
+
+
+class NotebookRefs:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._refs: dict[str, pykka.ActorRef] = {}
+        self._changed = threading.Condition()
+
+    def register(self, role: str, ref: pykka.ActorRef) -> None:
+        with self._changed:
+            self._refs[role] = ref
+            self._changed.notify_all()
+
+    def unregister(self, role: str, ref: pykka.ActorRef) -> None:
+        with self._changed:
+            if self._refs.get(role) is ref:
+                del self._refs[role]
+
+    def get(self, role: str, wait: float = 5.0) -> pykka.ActorRef:
+        """The live actor in `role`, waiting up to `wait` seconds for a restart to finish."""
+        deadline = time.monotonic() + wait
+        with self._changed:
+            while True:
+                ref = self._refs.get(role)
+                if ref is not None and ref.is_alive():
+                    return ref
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise NotRunning(f"the {role} of {self.path.name} is not running")
+                self._changed.wait(remaining)
+
+    def tell(self, role: str, message: Any) -> None:
+        """Tell the current incarnation, riding out a restart in progress."""
+        for _ in range(3):
+            try:
+                self.get(role).tell(message)
+                return
+            except pykka.ActorDeadError:
+                continue  # it died between the lookup and the tell; look again
+        raise NotRunning(f"the {role} of {self.path.name} is not running")
+
+    def writer(self) -> pykka.ActorProxy[Any]:
+        return self.get("writer").proxy()
+
+    def kernel(self) -> pykka.ActorProxy[Any]:
+        return self.get("kernel").proxy()

@@ -1,0 +1,212 @@
+"""The execution tools: run cells in background jobs, wait a bounded time, report."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from mcp_front import job_replies, waiting
+from mcp_front.registry import CellId, Index, NotebookPath, Tools
+from supervisor.facade import Submitted
+
+Timeout = Annotated[
+    float | None,
+    Field(
+        description="Wall-clock limit per cell in seconds; the cell is interrupted and the job "
+        "stops when it passes. 0 = no limit (long training runs). Default: "
+        "NB_MCP_DEFAULT_TIMEOUT_SEC (600)."
+    ),
+]
+BlockFor = Annotated[
+    float | None,
+    Field(
+        description="Seconds to wait for the job before replying with its id and a Monitor "
+        "command (default NB_MCP_BLOCK_FOR_SEC, 10; at most NB_MCP_MAX_BLOCK_FOR_SEC, 30)"
+    ),
+]
+KernelName = Annotated[
+    str | None,
+    Field(description="Kernelspec to start (default: the notebook's metadata, else python3)"),
+]
+
+
+def register(tools: Tools) -> None:
+    facade, run = tools.facade, tools.run
+
+    async def submit_and_wait(
+        ctx: Context, block_for: float | None, path: str, kind: str, **arguments: Any
+    ) -> list[Any] | str:
+        wait = waiting.bound(tools.config, block_for)
+        submitted: Submitted = await run(facade.submit, path, kind, **arguments)
+        return await reply(ctx, submitted.job_id, wait, submitted.notices)
+
+    async def reply(
+        ctx: Context, job_id: str, wait: waiting.Bound, notes: list[str]
+    ) -> list[Any] | str:
+        future = facade.job_future(job_id)
+        snapshot = await waiting.wait_for(facade, job_id, future, wait.seconds, ctx)
+        if snapshot is None:
+            snapshot = await run(facade.job, job_id)
+            notes = notes + await run(facade.notices_for, snapshot.notebook)
+            return job_replies.pending(snapshot, wait.seconds, wait.note, notes)
+        outputs = None
+        if snapshot.kind != "run_scratch":
+            outputs = await run(facade.job_outputs, snapshot)
+        notes = notes + await run(facade.notices_for, snapshot.notebook)
+        if wait.note:
+            notes = [wait.note, *notes]
+        return job_replies.finished(
+            snapshot, outputs, tools.config.max_reply_chars, tools.config.max_image_bytes, notes
+        )
+
+    @tools.tool
+    async def exec_cell(
+        ctx: Context,
+        path: NotebookPath,
+        index: Index = None,
+        cell_id: CellId = None,
+        timeout: Timeout = None,
+        block_for: BlockFor = None,
+        kernel_name: KernelName = None,
+    ) -> list[Any] | str:
+        """Run one code cell in the notebook's kernel. Outputs stream into the .ipynb as they
+        come. Returns the outputs if it finishes within block_for, else the job id and a
+        Monitor command to follow it."""
+        return await submit_and_wait(
+            ctx,
+            block_for,
+            path,
+            "exec_cell",
+            index=index,
+            cell_id=cell_id,
+            timeout=timeout,
+            kernel_name=kernel_name,
+        )
+
+    @tools.tool
+    async def exec_range(
+        ctx: Context,
+        path: NotebookPath,
+        start: Annotated[int | None, Field(description="First cell index (default 0)")] = None,
+        end: Annotated[
+            int | None, Field(description="Last cell index, inclusive (default: the last cell)")
+        ] = None,
+        timeout: Timeout = None,
+        block_for: BlockFor = None,
+        kernel_name: KernelName = None,
+    ) -> list[Any] | str:
+        """Run the code cells from start to end (inclusive) in order, as one job. A cell that
+        fails stops the job; the cells after it are marked skipped."""
+        return await submit_and_wait(
+            ctx,
+            block_for,
+            path,
+            "exec_range",
+            start=start,
+            end=end,
+            timeout=timeout,
+            kernel_name=kernel_name,
+        )
+
+    @tools.tool
+    async def exec_all(
+        ctx: Context,
+        path: NotebookPath,
+        timeout: Timeout = None,
+        block_for: BlockFor = None,
+        kernel_name: KernelName = None,
+    ) -> list[Any] | str:
+        """Run every code cell in order, as one job (stops at the first failure)."""
+        return await submit_and_wait(
+            ctx, block_for, path, "exec_all", timeout=timeout, kernel_name=kernel_name
+        )
+
+    @tools.tool
+    async def insert_and_exec(
+        ctx: Context,
+        path: NotebookPath,
+        source: Annotated[str, Field(description="The new code cell's source")],
+        index: Annotated[
+            int | None, Field(description="Position of the new cell (-1 or omitted: append)")
+        ] = None,
+        after_cell_id: Annotated[
+            str | None, Field(description="Insert right after the cell with this id instead")
+        ] = None,
+        timeout: Timeout = None,
+        block_for: BlockFor = None,
+        kernel_name: KernelName = None,
+    ) -> list[Any] | str:
+        """Insert a code cell and run it (creates the notebook if needed)."""
+        return await submit_and_wait(
+            ctx,
+            block_for,
+            path,
+            "insert_and_exec",
+            source=source,
+            index=index,
+            after_cell_id=after_cell_id,
+            timeout=timeout,
+            kernel_name=kernel_name,
+        )
+
+    @tools.tool
+    async def run_scratch(
+        ctx: Context,
+        path: NotebookPath,
+        code: Annotated[str, Field(description="Code to run in the notebook's kernel")],
+        timeout: Timeout = None,
+        block_for: BlockFor = None,
+        kernel_name: KernelName = None,
+    ) -> list[Any] | str:
+        """Run code in the notebook's kernel (same variables, same queue) without writing
+        anything to the file; returns its outputs. For quick checks: df.shape, a print."""
+        return await submit_and_wait(
+            ctx, block_for, path, "run_scratch", code=code, timeout=timeout, kernel_name=kernel_name
+        )
+
+    @tools.tool
+    async def exec_status(
+        ctx: Context,
+        job_id: Annotated[str, Field(description="The job id an exec tool returned")],
+        block_for: Annotated[
+            float | None,
+            Field(
+                description="Seconds to wait for the job to finish first (default 0, "
+                "at most NB_MCP_MAX_BLOCK_FOR_SEC)"
+            ),
+        ] = 0,
+    ) -> list[Any] | str:
+        """A job's cells with their state, duration and last output age; its outputs once it
+        has finished."""
+        wait = waiting.bound(tools.config, block_for)
+        future = facade.job_future(job_id)
+        if wait.seconds > 0 or future.done():
+            snapshot = await waiting.wait_for(facade, job_id, future, wait.seconds, ctx)
+            if snapshot is not None:
+                return await reply(ctx, job_id, waiting.Bound(0.0, wait.note), [])
+        snapshot = await run(facade.job, job_id)
+        return job_replies.table(snapshot)
+
+    @tools.tool
+    async def status() -> str:
+        """Every kernel this server runs (notebook, pid, state) and its active and recent jobs."""
+        return job_replies.server_status(await run(facade.status))
+
+    @tools.tool
+    async def interrupt(path: NotebookPath) -> str:
+        """Interrupt the running cell of the notebook's kernel (KeyboardInterrupt); its job
+        stops and its later cells are skipped. Queued jobs still run."""
+        return await run(facade.interrupt, path)
+
+    @tools.tool
+    async def restart_kernel(path: NotebookPath, kernel_name: KernelName = None) -> str:
+        """Restart the notebook's kernel (all variables are lost). A running cell ends in
+        error."""
+        return await run(facade.restart_kernel, path, kernel_name)
+
+    @tools.tool
+    async def shutdown_kernel(path: NotebookPath) -> str:
+        """Stop the notebook's kernel; the next execution starts a fresh one."""
+        return await run(facade.shutdown_kernel, path)

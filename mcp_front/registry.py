@@ -1,0 +1,118 @@
+"""Registering tools: every call logged as `tool.completed`, refusals as clear tool errors."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import anyio
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult
+from pydantic import Field
+
+from actors.log import emit
+from mcp_front import replies
+from supervisor.facade import Facade, NbError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+NotebookPath = Annotated[
+    str, Field(description="Path of the .ipynb file (relative to the server's folder)")
+]
+Index = Annotated[
+    int | None, Field(description="Cell index, 0-based; negative counts from the end (-1 = last)")
+]
+CellId = Annotated[str | None, Field(description="Cell id (from list_cells); use instead of index")]
+
+
+class Tools:
+    """The server, the facade, and the decorator that turns a coroutine into a tool."""
+
+    def __init__(self, server: MCPServer, facade: Facade) -> None:
+        self.server = server
+        self.facade = facade
+        self.config = facade.config
+        self._parameters: dict[str, list[str]] = {}
+        server.middleware.append(_UnknownArguments(self._parameters))
+
+    def tool(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        facade = self.facade
+
+        @functools.wraps(fn)
+        async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            started = time.monotonic()
+            error: str | None = None
+            try:
+                return await fn(*args, **kwargs)
+            except NbError as refused:
+                error = str(refused)
+                raise ToolError(error) from None
+            except anyio.get_cancelled_exc_class():
+                error = "cancelled by the client (only the wait ended; a job goes on)"
+                raise
+            except Exception as crash:
+                error = f"internal error: {type(crash).__name__}: {crash}"
+                facade.report_unhandled(crash, f"tool {fn.__name__}")
+                raise ToolError(f"{error} (the event log has the traceback)") from None
+            finally:
+                emit(
+                    "tool.completed",
+                    f"{fn.__name__} " + ("ok" if error is None else f"failed: {error}"),
+                    level="info" if error is None else "warning",
+                    tool=fn.__name__,
+                    ok=error is None,
+                    duration_ms=round((time.monotonic() - started) * 1000, 2),
+                    error=error,
+                )
+
+        self.server.add_tool(call, structured_output=False)
+        self._parameters[fn.__name__] = [
+            name for name in inspect.signature(fn).parameters if name != "ctx"
+        ]
+        return call
+
+    @staticmethod
+    async def run(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Call a blocking facade method in a worker thread."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+class _UnknownArguments:
+    """Refuse a tools/call naming an argument the tool does not take.
+
+    pydantic would drop it silently; a misspelt `timeout` would then run a training cell under
+    the default deadline, which is worse than an error the agent can fix at once.
+    """
+
+    def __init__(self, parameters: dict[str, list[str]]) -> None:
+        self._parameters = parameters
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
+        if ctx.method == "tools/call" and ctx.params:
+            name = ctx.params.get("name")
+            arguments = ctx.params.get("arguments") or {}
+            known = self._parameters.get(name) if isinstance(name, str) else None
+            if known is not None and isinstance(arguments, dict):
+                unknown = sorted(set(arguments) - set(known))
+                if unknown:
+                    text = (
+                        f"{name} does not take {', '.join(map(repr, unknown))}; "
+                        f"its arguments are: {', '.join(known)}"
+                    )
+                    emit(
+                        "tool.completed",
+                        f"{name} failed: {text}",
+                        level="warning",
+                        tool=name,
+                        ok=False,
+                        duration_ms=0.0,
+                        error=text,
+                    )
+                    return CallToolResult(content=[replies.text(text)], is_error=True)
+        return await call_next(ctx)

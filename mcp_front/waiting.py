@@ -1,0 +1,95 @@
+"""Waiting for a job inside a tool call: bounded, with progress, and cancellable.
+
+The wait is the only thing a tool call owns: a cancelled call (the client's Esc,
+`notifications/cancelled`) or a wait that runs out ends the wait, never the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import anyio
+from mcp.server.mcpserver import Context
+
+from actors import notebook as nb
+from actors.job import JobSnapshot
+from supervisor.config import Config
+from supervisor.facade import Facade, NbError
+
+PROGRESS_EVERY = 1.0
+
+
+@dataclass(frozen=True)
+class Bound:
+    seconds: float
+    note: str = ""
+
+
+def bound(config: Config, block_for: float | None) -> Bound:
+    """How long to wait: the default grace, or `block_for` clamped to the maximum."""
+    if block_for is None:
+        return Bound(min(config.block_for_sec, config.max_block_for_sec))
+    if block_for < 0:
+        raise NbError(f"block_for must be 0 or more seconds, not {block_for:g}")
+    if block_for > config.max_block_for_sec:
+        return Bound(
+            config.max_block_for_sec,
+            f"block_for={block_for:g} was clamped to {config.max_block_for_sec:g}s "
+            "(NB_MCP_MAX_BLOCK_FOR_SEC): a longer wait would hold your tool slot; follow the "
+            "job with the Monitor command instead.",
+        )
+    return Bound(block_for)
+
+
+async def wait_for(
+    facade: Facade, job_id: str, future: Future[JobSnapshot], seconds: float, ctx: Context
+) -> JobSnapshot | None:
+    """The finished job, or None if it is still going after `seconds`."""
+    if future.done() or seconds <= 0:
+        return future.result() if future.done() else None
+    loop = asyncio.get_running_loop()
+    finished = anyio.Event()
+    future.add_done_callback(lambda _: loop.call_soon_threadsafe(finished.set))
+    started = loop.time()
+    while not future.done():
+        remaining = started + seconds - loop.time()
+        if remaining <= 0:
+            break
+        with anyio.move_on_after(min(PROGRESS_EVERY, remaining)):
+            await finished.wait()
+        if not future.done():
+            await _report(facade, job_id, loop.time() - started, seconds, ctx)
+    return future.result() if future.done() else None
+
+
+async def _report(facade: Facade, job_id: str, waited: float, bound: float, ctx: Context) -> None:
+    try:
+        snapshot = await anyio.to_thread.run_sync(facade.job, job_id)
+    except NbError:
+        return
+    # progress must grow with every notification: the seconds waited do, the cells may not.
+    await ctx.report_progress(round(waited, 1), bound, describe_progress(snapshot))
+
+
+def describe_progress(snapshot: JobSnapshot) -> str:
+    done = sum(1 for cell in snapshot.cells if cell.state not in ("queued", "running"))
+    total = len(snapshot.cells)
+    if snapshot.state == "queued":
+        return f"queued behind {snapshot.ahead} job{'s' if snapshot.ahead != 1 else ''}"
+    running = snapshot.running
+    if running is None:
+        return f"{done}/{total} cells done"
+    now = time.time()
+    text = f"{done}/{total} done; cell {running.position}/{total}"
+    if running.index is not None:
+        text += f" ([{running.index}] {running.cell_id})"
+    if running.started_at:
+        text += f" running {nb.format_duration(now - running.started_at)}"
+    if running.last_output_at:
+        text += f", last output {nb.format_duration(now - running.last_output_at)} ago"
+        if running.tail:
+            text += f": {running.tail[:80]}"
+    return text

@@ -1,0 +1,232 @@
+"""`nb status` and `nb cleanup`: what nb runs on this machine, read from the state dir.
+
+These work with no MCP session at hand: every server records itself and every kernel it starts
+in the per-user state dir. A kernel whose server is gone is an orphan (the server was killed);
+`nb cleanup` stops orphans, and only kernels nb recorded, never the user's other Jupyter or
+VS Code kernels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from actors import notebook as nb
+from supervisor import statedir
+
+
+@dataclass(frozen=True)
+class KernelRecord:
+    kernel_id: str
+    pid: int | None
+    notebook: str
+    kernel_name: str
+    alive: bool
+    owner_pid: int
+    owner_alive: bool
+    started_at: float
+    record_path: str
+    connection_file: str
+    pgid: int | None
+
+    @property
+    def orphaned(self) -> bool:
+        return self.alive and not self.owner_alive
+
+
+@dataclass(frozen=True)
+class ServerRow:
+    pid: int
+    alive: bool
+    started_at: float
+    cwd: str
+    log_path: str
+    mode: str
+    version: str
+
+
+@dataclass(frozen=True)
+class ActiveJob:
+    job_id: str
+    notebook: str
+    server_pid: int
+    log_path: str
+    last_event: str
+    last_message: str
+
+
+def servers(state_dir: Path) -> list[ServerRow]:
+    rows = []
+    for record in statedir.read_records(state_dir / "servers"):
+        alive = statedir.same_process_alive(record["pid"], record.get("start_ticks"))
+        rows.append(
+            ServerRow(
+                record["pid"],
+                alive,
+                record["started_at"],
+                record["cwd"],
+                record["log_path"],
+                record["mode"],
+                record["version"],
+            )
+        )
+    return rows
+
+
+def kernels(state_dir: Path) -> list[KernelRecord]:
+    rows = []
+    for record in statedir.read_records(state_dir / "kernels"):
+        pid = record.get("pid")
+        rows.append(
+            KernelRecord(
+                kernel_id=record["kernel_id"],
+                pid=pid,
+                notebook=record["notebook"],
+                kernel_name=record["kernel_name"],
+                alive=bool(pid) and statedir.same_process_alive(pid, record.get("start_ticks")),
+                owner_pid=record["server_pid"],
+                owner_alive=statedir.same_process_alive(
+                    record["server_pid"], record.get("server_start_ticks")
+                ),
+                started_at=record["started_at"],
+                record_path=record["record_path"],
+                connection_file=record["connection_file"],
+                pgid=record.get("pgid"),
+            )
+        )
+    return rows
+
+
+def active_jobs(state_dir: Path, live_servers: set[int]) -> list[ActiveJob]:
+    """Jobs whose server is alive and whose log has no job.finished for them yet."""
+    by_log: dict[str, list[dict[str, Any]]] = {}
+    for record in statedir.read_records(state_dir / "jobs"):
+        if record.get("server_pid") in live_servers:
+            by_log.setdefault(record["log_path"], []).append(record)
+    active = []
+    for log_path, records in by_log.items():
+        last = _last_events(Path(log_path), {r["job_id"] for r in records})
+        for record in records:
+            event = last.get(record["job_id"])
+            if event is not None and event.get("event") == "job.finished":
+                continue
+            active.append(
+                ActiveJob(
+                    record["job_id"],
+                    record["notebook"],
+                    record["server_pid"],
+                    log_path,
+                    (event or {}).get("event", "?"),
+                    (event or {}).get("message", ""),
+                )
+            )
+    return active
+
+
+def _last_events(log: Path, job_ids: set[str]) -> dict[str, dict[str, Any]]:
+    last: dict[str, dict[str, Any]] = {}
+    try:
+        with open(log, errors="replace") as handle:
+            for line in handle:
+                if '"job_id"' not in line:
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if event.get("job_id") in job_ids:
+                    last[event["job_id"]] = event
+    except OSError:
+        pass
+    return last
+
+
+def print_status(state_dir: Path, out: TextIO, as_json: bool = False) -> int:
+    server_rows = servers(state_dir)
+    kernel_rows = kernels(state_dir)
+    live = {row.pid for row in server_rows if row.alive}
+    jobs = active_jobs(state_dir, live)
+    if as_json:
+        json.dump(
+            {
+                "state_dir": str(state_dir),
+                "servers": [asdict(r) for r in server_rows],
+                "kernels": [asdict(r) | {"orphaned": r.orphaned} for r in kernel_rows],
+                "active_jobs": [asdict(j) for j in jobs],
+            },
+            out,
+            indent=1,
+        )
+        out.write("\n")
+        return 0
+    now = time.time()
+    out.write(f"state dir: {state_dir}\n")
+    out.write("Servers:\n" if server_rows else "Servers: none running\n")
+    for row in server_rows:
+        state = "running" if row.alive else "gone (killed?)"
+        out.write(
+            f"  pid {row.pid}  {row.mode}  {state}  up {nb.format_duration(now - row.started_at)}"
+            f"  {row.cwd}  log {row.log_path}\n"
+        )
+    out.write("Kernels:\n" if kernel_rows else "Kernels: none\n")
+    for k in kernel_rows:
+        if k.orphaned:
+            state = f"ORPHANED (server {k.owner_pid} is gone; `nb cleanup` stops it)"
+        elif k.alive:
+            state = f"running (server {k.owner_pid})"
+        else:
+            state = "dead (stale record; `nb cleanup` removes it)"
+        out.write(f"  pid {k.pid}  {k.kernel_name}  {k.notebook}  {state}\n")
+    out.write("Active jobs:\n" if jobs else "Active jobs: none\n")
+    for job in jobs:
+        out.write(
+            f"  {job.job_id}  {job.notebook}  server {job.server_pid}  "
+            f"last: {job.last_event} {job.last_message[:60]}\n"
+        )
+        out.write(f"    nb watch --job {job.job_id} --path '{job.notebook}'\n")
+    return 0
+
+
+def cleanup(state_dir: Path, out: TextIO, dry_run: bool = False) -> int:
+    """Stop orphaned kernels nb started; drop records of dead kernels and servers."""
+    stopped = removed = 0
+    for k in kernels(state_dir):
+        if k.owner_alive and k.alive:
+            continue  # a live server's kernel: not ours to stop
+        if k.orphaned:
+            out.write(
+                f"{'would stop' if dry_run else 'stopping'} orphaned kernel pid {k.pid} "
+                f"({k.kernel_name}, {k.notebook})\n"
+            )
+            if not dry_run:
+                _kill_group(k)
+                stopped += 1
+        if not dry_run:
+            for path in (k.record_path, k.connection_file):
+                statedir.remove(Path(path))
+            removed += 1
+    for row in servers(state_dir):
+        if not row.alive and not dry_run:
+            statedir.remove(state_dir / "servers" / f"{row.pid}.json")
+            removed += 1
+    out.write(f"stopped {stopped} orphaned kernel(s); removed {removed} stale record(s)\n")
+    return 0
+
+
+def _kill_group(kernel: KernelRecord) -> None:
+    assert kernel.pid is not None
+    try:
+        if kernel.pgid and kernel.pgid == kernel.pid:
+            os.killpg(kernel.pgid, signal.SIGKILL)  # the kernel and what its cells spawned
+        else:
+            os.kill(kernel.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and statedir.same_process_alive(kernel.pid):
+        time.sleep(0.05)
