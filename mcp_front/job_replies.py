@@ -9,7 +9,6 @@ from actors import notebook as nb
 from actors.job import CellRun, JobSnapshot
 from actors.writer import CellOutputs
 from mcp_front.replies import Content, clip, render_outputs, text, with_notices
-from mcp_front.waiting import describe_progress
 from supervisor.facade import ServerStatus
 
 _ICONS = {
@@ -81,6 +80,32 @@ def _cell_header(cell: CellRun, total: int, out: CellOutputs | None) -> str:
     return " · ".join(parts)
 
 
+def timing(cell: CellRun, now: float, tail: bool = True) -> str:
+    """How long a running cell has run and when it last printed (what the agent needs)."""
+    parts = []
+    if cell.started_at:
+        parts.append(f"running {nb.format_duration(now - cell.started_at)}")
+    if cell.last_output_at:
+        last = f"last output {nb.format_duration(now - cell.last_output_at)} ago"
+        parts.append(last + (f": {cell.tail[:80]}" if tail and cell.tail else ""))
+    return ", ".join(parts)
+
+
+def describe_progress(snapshot: JobSnapshot) -> str:
+    done = sum(1 for cell in snapshot.cells if cell.state not in ("queued", "running"))
+    total = len(snapshot.cells)
+    if snapshot.state == "queued":
+        return f"queued behind {snapshot.ahead} job{'s' if snapshot.ahead != 1 else ''}"
+    running = snapshot.running
+    if running is None:
+        return f"{done}/{total} cells done"
+    where = f" ([{running.index}] {running.cell_id})" if running.index is not None else ""
+    details = timing(running, time.time())
+    return f"{done}/{total} done; cell {running.position}/{total}{where}" + (
+        f" {details}" if details else ""
+    )
+
+
 def pending(snapshot: JobSnapshot, waited: float, clamp_note: str, notes: list[str]) -> str:
     state = "queued" if snapshot.state == "queued" else "running"
     lines = [
@@ -106,12 +131,9 @@ def table(snapshot: JobSnapshot) -> str:
         row = f"{_ICONS.get(cell.state, '?')} {cell.position:>3}  {cell.cell_id}  {cell.state}"
         if cell.index is not None:
             row += f"  index {cell.index}"
-        if cell.state == "running" and cell.started_at:
-            row += f"  running {nb.format_duration(now - cell.started_at)}"
-        elif cell.duration is not None:
+        if cell.state != "running" and cell.duration is not None:
             row += f"  {nb.format_duration(cell.duration)}"
-        if cell.last_output_at:
-            row += f"  last output {nb.format_duration(now - cell.last_output_at)} ago"
+        row += "  " + timing(cell, now, tail=False) if cell.state == "running" else ""
         if cell.ename:
             row += f"  {cell.ename}: {(cell.evalue or '')[:80]}"
         elif cell.detail:

@@ -7,15 +7,14 @@ The wait is the only thing a tool call owns: a cancelled call (the client's Esc,
 from __future__ import annotations
 
 import asyncio
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 import anyio
 from mcp.server.mcpserver import Context
 
-from actors import notebook as nb
 from actors.job import JobSnapshot
+from mcp_front import job_replies
 from supervisor.config import Config
 from supervisor.facade import Facade, NbError
 
@@ -71,25 +70,4 @@ async def _report(facade: Facade, job_id: str, waited: float, bound: float, ctx:
     except NbError:
         return
     # progress must grow with every notification: the seconds waited do, the cells may not.
-    await ctx.report_progress(round(waited, 1), bound, describe_progress(snapshot))
-
-
-def describe_progress(snapshot: JobSnapshot) -> str:
-    done = sum(1 for cell in snapshot.cells if cell.state not in ("queued", "running"))
-    total = len(snapshot.cells)
-    if snapshot.state == "queued":
-        return f"queued behind {snapshot.ahead} job{'s' if snapshot.ahead != 1 else ''}"
-    running = snapshot.running
-    if running is None:
-        return f"{done}/{total} cells done"
-    now = time.time()
-    text = f"{done}/{total} done; cell {running.position}/{total}"
-    if running.index is not None:
-        text += f" ([{running.index}] {running.cell_id})"
-    if running.started_at:
-        text += f" running {nb.format_duration(now - running.started_at)}"
-    if running.last_output_at:
-        text += f", last output {nb.format_duration(now - running.last_output_at)} ago"
-        if running.tail:
-            text += f": {running.tail[:80]}"
-    return text
+    await ctx.report_progress(round(waited, 1), bound, job_replies.describe_progress(snapshot))

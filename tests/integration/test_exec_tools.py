@@ -358,3 +358,18 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state not in ("Z", "X")
+
+
+def test_a_10000_update_tqdm_bar_ends_as_one_line_on_disk(shared_server):
+    path = notebook(shared_server, "tqdm.ipynb",
+                    "from tqdm import tqdm\n"
+                    "for _ in tqdm(range(10_000), mininterval=0, miniters=1, desc='bar'):\n"
+                    "    pass")
+    reply = shared_server.call("exec_cell", path="tqdm.ipynb", index=0, block_for=30)
+    assert "ok" in reply.text, reply.text
+    (bar,) = [o for o in load(path)["cells"][0]["outputs"]
+              if o["output_type"] == "stream" and o["name"] == "stderr"
+              and not "".join(o["text"]).startswith("[nb mcp]")]
+    text = "".join(bar["text"])
+    assert text.count("\n") == 1 and "10000/10000" in text and "\r" not in text
+    assert len(text) < 200
