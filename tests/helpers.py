@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
+import nbformat
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -142,3 +143,37 @@ def events_named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]
 
 def iter_log_files(folder: Path) -> Iterator[Path]:
     yield from folder.rglob("*.log*")
+
+
+def gate(flag: Path, before: str = "", after: str = "") -> str:
+    """Cell code that runs `before`, waits until the test creates `flag`, then runs `after`."""
+    return (
+        "import os, time\n"
+        f"{before}\n"
+        f"while not os.path.exists({str(flag)!r}):\n"
+        "    time.sleep(0.01)\n"
+        f"{after}\n"
+    )
+
+
+def notebook(server: McpServer, name: str, *sources: str) -> Path:
+    path = server.cwd / name
+    cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    document = nbformat.v4.new_notebook()
+    document.cells = cells
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(document, path)
+    return path
+
+
+def outputs_text(path: Path, index: int) -> str:
+    cell = load(path)["cells"][index]
+    parts = []
+    for output in cell.get("outputs", []):
+        if "text" in output:
+            parts.append("".join(output["text"]))
+        for value in output.get("data", {}).values():
+            parts.append("".join(value) if isinstance(value, list) else str(value))
+        if output["output_type"] == "error":
+            parts.append(f"{output['ename']}: {output['evalue']}")
+    return "".join(parts)

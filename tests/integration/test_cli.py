@@ -12,8 +12,17 @@ from pathlib import Path
 
 import nbformat
 
-from tests.helpers import NB, McpServer, load, read_events, server_env, wait_for
-from tests.integration.test_exec_tools import gate, notebook, outputs_text
+from tests.helpers import (
+    NB,
+    McpServer,
+    gate,
+    load,
+    notebook,
+    outputs_text,
+    read_events,
+    server_env,
+    wait_for,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "demo.ipynb"
 

@@ -7,41 +7,16 @@ from pathlib import Path
 
 import nbformat
 
-from tests.helpers import McpServer, events_named, load, server_env, wait_for
-
-
-def gate(flag: Path, before: str = "", after: str = "") -> str:
-    """Cell code that runs `before`, waits until the test creates `flag`, then runs `after`."""
-    return (
-        "import os, time\n"
-        f"{before}\n"
-        f"while not os.path.exists({str(flag)!r}):\n"
-        "    time.sleep(0.01)\n"
-        f"{after}\n"
-    )
-
-
-def notebook(server: McpServer, name: str, *sources: str) -> Path:
-    path = server.cwd / name
-    cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    document = nbformat.v4.new_notebook()
-    document.cells = cells
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(document, path)
-    return path
-
-
-def outputs_text(path: Path, index: int) -> str:
-    cell = load(path)["cells"][index]
-    parts = []
-    for output in cell.get("outputs", []):
-        if "text" in output:
-            parts.append("".join(output["text"]))
-        for value in output.get("data", {}).values():
-            parts.append("".join(value) if isinstance(value, list) else str(value))
-        if output["output_type"] == "error":
-            parts.append(f"{output['ename']}: {output['evalue']}")
-    return "".join(parts)
+from tests.helpers import (
+    McpServer,
+    events_named,
+    gate,
+    load,
+    notebook,
+    outputs_text,
+    server_env,
+    wait_for,
+)
 
 
 def test_exec_cell_returns_the_outputs_inline_and_writes_them_with_markers(shared_server):
@@ -361,15 +336,22 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_10000_update_tqdm_bar_ends_as_one_line_on_disk(shared_server):
-    path = notebook(shared_server, "tqdm.ipynb",
-                    "from tqdm import tqdm\n"
-                    "for _ in tqdm(range(10_000), mininterval=0, miniters=1, desc='bar'):\n"
-                    "    pass")
+    path = notebook(
+        shared_server,
+        "tqdm.ipynb",
+        "from tqdm import tqdm\n"
+        "for _ in tqdm(range(10_000), mininterval=0, miniters=1, desc='bar'):\n"
+        "    pass",
+    )
     reply = shared_server.call("exec_cell", path="tqdm.ipynb", index=0, block_for=30)
     assert "ok" in reply.text, reply.text
-    (bar,) = [o for o in load(path)["cells"][0]["outputs"]
-              if o["output_type"] == "stream" and o["name"] == "stderr"
-              and not "".join(o["text"]).startswith("[nb mcp]")]
+    (bar,) = [
+        o
+        for o in load(path)["cells"][0]["outputs"]
+        if o["output_type"] == "stream"
+        and o["name"] == "stderr"
+        and not "".join(o["text"]).startswith("[nb mcp]")
+    ]
     text = "".join(bar["text"])
     assert text.count("\n") == 1 and "10000/10000" in text and "\r" not in text
     assert len(text) < 200
