@@ -9,9 +9,12 @@ interface later.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import resource
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -34,6 +37,28 @@ class Started:
     connection_info: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Optional per-kernel resource limits (0: none)."""
+
+    memory_mb: int = 0
+    cpu_sec: int = 0
+
+    def describe_signal(self, signum: int) -> str:
+        """What a limit has to do with a kernel killed by `signum` ("" if nothing)."""
+        if signum == signal.SIGXCPU and self.cpu_sec:
+            return f"it used up its CPU time limit ({self.cpu_sec}s, NB_MCP_KERNEL_CPU_SEC)"
+        if signum == signal.SIGKILL and self.cpu_sec:
+            return (
+                f"killed by SIGKILL: out of memory, or past its CPU time limit "
+                f"({self.cpu_sec}s + 5s grace, NB_MCP_KERNEL_CPU_SEC)"
+            )
+        return ""
+
+
+NO_LIMITS = Limits()
+
+
 class KernelBackend(Protocol):
     kernel_name: str
 
@@ -45,6 +70,8 @@ class KernelBackend(Protocol):
     def stop(self, grace: float) -> None: ...
     @property
     def pid(self) -> int | None: ...
+
+    limits: Limits
 
 
 def check_kernel_name(name: str) -> None:
@@ -59,11 +86,40 @@ def check_kernel_name(name: str) -> None:
         ) from None
 
 
+# A Unix socket path is at most 107 bytes; deeper state dirs put the sockets in a short,
+# private folder of their own.
+_MAX_SOCKET_PATH = 100
+
+
+def socket_base(state_dir: Path, kernel_id: str) -> Path:
+    """Where a kernel's ipc sockets go: a folder only this user can enter (0700)."""
+    base = state_dir / "runtime" / f"kernel-{kernel_id}-ipc"
+    if len(str(base)) + len("-65535") <= _MAX_SOCKET_PATH:
+        return base
+    digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
+    short = Path(tempfile.gettempdir()) / f"nb-{os.getuid()}" / digest
+    short.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for folder in (short.parent, short):
+        if folder.stat().st_uid != os.getuid():
+            raise KernelStartError(f"{folder} belongs to another user; cannot put sockets there")
+        os.chmod(folder, 0o700)
+    return short / f"k-{kernel_id}"
+
+
 class LocalBackend:
     """A kernel process on this machine, started from its kernelspec by jupyter_client."""
 
-    def __init__(self, kernel_name: str, cwd: Path, state_dir: Path, notebook: Path) -> None:
+    def __init__(
+        self,
+        kernel_name: str,
+        cwd: Path,
+        state_dir: Path,
+        notebook: Path,
+        transport: str = "ipc",
+        limits: Limits = NO_LIMITS,
+    ) -> None:
         self.kernel_name = kernel_name
+        self.limits = limits
         self._cwd = cwd
         self._state_dir = state_dir
         self._notebook = notebook
@@ -71,10 +127,14 @@ class LocalBackend:
         kernels = state_dir / "kernels"
         self._record = kernels / f"{self._id}.json"
         self._log = kernels / f"{self._id}.log"
-        self._km = KernelManager(kernel_name=kernel_name)
+        # ipc: the kernel's sockets are files in a 0700 folder, so no other local user can
+        # subscribe to its outputs or send it code (on TCP loopback anyone on the machine can).
+        self._km = KernelManager(kernel_name=kernel_name, transport=transport)
         # Connection files live in our state dir, so `nb cleanup` can tell our kernels apart
         # from the user's other Jupyter or VS Code kernels.
         self._km.connection_file = str(state_dir / "runtime" / f"kernel-{self._id}.json")
+        if transport == "ipc":
+            self._km.ip = str(socket_base(state_dir, self._id))
 
     @property
     def pid(self) -> int | None:
@@ -98,6 +158,8 @@ class LocalBackend:
                 f"kernel {self.kernel_name!r} failed to start: {error}"
             ) from error
         pid = self.pid
+        if pid:
+            self._apply_limits(pid)
         statedir.write_record(
             self._record,
             {
@@ -115,6 +177,26 @@ class LocalBackend:
             },
         )
         return Started(pid=pid, connection_info=self.connection_info())
+
+    def _apply_limits(self, pid: int) -> None:
+        # Set on the new process from outside: a preexec_fn is unsafe in a threaded server.
+        if self.limits.memory_mb:
+            size = self.limits.memory_mb * 1024 * 1024
+            resource.prlimit(pid, resource.RLIMIT_AS, (size, size))
+        if self.limits.cpu_sec:
+            # SIGXCPU at the soft limit names the cause; SIGKILL at the hard one if ignored.
+            cpu = self.limits.cpu_sec
+            resource.prlimit(pid, resource.RLIMIT_CPU, (cpu, cpu + 5))
+
+    def _apply_limits(self, pid: int) -> None:
+        # Set on the new process from outside: a preexec_fn is unsafe in a threaded server.
+        if self.limits.memory_mb:
+            size = self.limits.memory_mb * 1024 * 1024
+            resource.prlimit(pid, resource.RLIMIT_AS, (size, size))
+        if self.limits.cpu_sec:
+            # SIGXCPU at the soft limit names the cause; SIGKILL at the hard one if ignored.
+            cpu = self.limits.cpu_sec
+            resource.prlimit(pid, resource.RLIMIT_CPU, (cpu, cpu + 5))
 
     def connection_info(self) -> dict[str, Any]:
         return dict(self._km.get_connection_info(session=False))

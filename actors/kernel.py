@@ -15,6 +15,7 @@ time with `execute`, and `release`s the kernel when it is done.
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
 from collections import OrderedDict, deque
@@ -25,7 +26,7 @@ from typing import Any
 import pykka
 
 from actors import notebook as nb
-from actors.backend import KernelBackend, KernelStartError, LocalBackend
+from actors.backend import NO_LIMITS, KernelBackend, KernelStartError, Limits, LocalBackend
 from actors.channels import ChannelPump, ChannelsFailed, Heartbeat, Incoming
 from actors.log import emit
 from actors.outputs import last_line
@@ -182,8 +183,12 @@ class KernelActor(SupervisedActor):
         state_dir: Path,
         start_timeout: float,
         progress_interval: float,
+        transport: str = "ipc",
+        limits: Limits = NO_LIMITS,
     ) -> None:
         super().__init__(supervision=supervision)
+        self._transport = transport
+        self._limits = limits
         self._slot: KernelSlot = supervision.state
         self._refs = refs
         self._state_dir = state_dir
@@ -377,7 +382,14 @@ class KernelActor(SupervisedActor):
             notebook=self._notebook,
             kernel_name=kernel_name,
         )
-        backend = LocalBackend(kernel_name, slot.notebook.parent, self._state_dir, slot.notebook)
+        backend = LocalBackend(
+            kernel_name,
+            slot.notebook.parent,
+            self._state_dir,
+            slot.notebook,
+            transport=self._transport,
+            limits=self._limits,
+        )
         ref = self.actor_ref
 
         def start() -> None:
@@ -591,6 +603,11 @@ class KernelActor(SupervisedActor):
             status = "timeout"
         elif execution.ename is not None:
             status = "error"
+            if execution.ename == "MemoryError" and self._limits.memory_mb:
+                detail = (
+                    f"the kernel's memory limit ({self._limits.memory_mb} MB, "
+                    "NB_MCP_KERNEL_MEMORY_MB) was reached"
+                )
         else:
             status = "ok"
         self._deliver(execution, status, detail=detail)
@@ -790,9 +807,15 @@ class KernelActor(SupervisedActor):
         backend = slot.backend
         assert backend is not None
         code = backend.exit_code()
-        signal_note = (
-            f"killed by signal {-code}" if code is not None and code < 0 else (f"exit code {code}")
-        )
+        limit = self._limits.describe_signal(-code) if code is not None and code < 0 else ""
+        if limit:
+            signal_note = limit
+        elif code is not None and code < 0:
+            signal_note = f"killed by {_signal_name(-code)}"
+            if code == -signal.SIGKILL:
+                signal_note += ", as the out-of-memory killer does"
+        else:
+            signal_note = f"exit code {code}"
         emit(
             "kernel.died",
             f"the kernel of {slot.notebook.name} died ({signal_note})",
@@ -806,9 +829,8 @@ class KernelActor(SupervisedActor):
         self._end_execution(
             "died",
             "NbMcpKernelDied",
-            f"the kernel process died while this cell ran ({signal_note}; often the system ran "
-            "out of memory). Its variables are gone: the next execution starts a fresh kernel, "
-            "so re-run the cells this one needs.",
+            f"the kernel process died while this cell ran ({signal_note}). Its variables are "
+            "gone: the next execution starts a fresh kernel, so re-run the cells this one needs.",
         )
         backend.stop(grace=0.0)
         slot.backend, slot.state, self._ready = None, "dead", False
@@ -872,3 +894,10 @@ class KernelActor(SupervisedActor):
                 reason=reason,
                 kernel_pid=pid,
             )
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

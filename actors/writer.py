@@ -231,14 +231,15 @@ class WriterActor(SupervisedActor):
     # ------------------------------------------------------------ execution (tells)
 
     def mark_queued(self, job_id: str, cell_ids: list[str], at: float) -> None:
-        self._mark_queued(job_id, cell_ids, at)
+        self._mark_queued(job_id, cell_ids, at, first=1, total=len(cell_ids))
         self._write()
 
-    def _mark_queued(self, job_id: str, cell_ids: list[str], at: float) -> None:
+    def _mark_queued(
+        self, job_id: str, cell_ids: list[str], at: float, first: int, total: int
+    ) -> None:
         if self._doc is None:
             return
-        total = len(cell_ids)
-        for position, cell_id in enumerate(cell_ids, start=1):
+        for position, cell_id in enumerate(cell_ids, start=first):
             cell = nb.cell_by_id(self._doc, cell_id)
             if cell is None or cell_id in self._live:
                 continue
@@ -259,7 +260,7 @@ class WriterActor(SupervisedActor):
     ) -> None:
         """A cell starts: pin its Running marker (and mark `queued`, the job's next cells)."""
         if queued:
-            self._mark_queued(job_id, queued, at)
+            self._mark_queued(job_id, queued, at, first=position + 1, total=of)
         self._builder.forget(cell_id)
         self._live[cell_id] = _LiveCell(marker=nb.running_marker(position, of, at))
         self._dirty_cells.add(cell_id)

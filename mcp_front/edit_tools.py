@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from mcp_front import replies
@@ -15,22 +16,23 @@ def register(tools: Tools) -> None:
     facade, config, run = tools.facade, tools.config, tools.run
 
     @tools.tool
-    async def list_cells(path: NotebookPath) -> str:
+    async def list_cells(ctx: Context, path: NotebookPath) -> str:
         """List a notebook's cells, one line each: index, id, type, execution count, first
         source line, and a short summary of the outputs."""
-        return replies.listing(await run(facade.list_cells, path))
+        return replies.listing(await run(facade.list_cells, path, await tools.roots(ctx)))
 
     @tools.tool
     async def read_cell(
-        path: NotebookPath, index: Index = None, cell_id: CellId = None
+        ctx: Context, path: NotebookPath, index: Index = None, cell_id: CellId = None
     ) -> list[Any]:
         """Read one cell: its source and its outputs (long text cut with a note; images
         attached as images)."""
-        result = await run(facade.read_cell, path, index, cell_id)
+        result = await run(facade.read_cell, path, index, cell_id, await tools.roots(ctx))
         return replies.cell_read(result, config.max_reply_chars, config.max_image_bytes)
 
     @tools.tool
     async def insert_cell(
+        ctx: Context,
         path: NotebookPath,
         source: Annotated[str, Field(description="The cell's source text")] = "",
         cell_type: Annotated[str, Field(description="code, markdown or raw")] = "code",
@@ -47,11 +49,20 @@ def register(tools: Tools) -> None:
     ) -> str:
         """Insert a new cell. Creates the notebook if the path does not exist yet."""
         return edit_reply(
-            await run(facade.insert_cell, path, cell_type, source, index, after_cell_id)
+            await run(
+                facade.insert_cell,
+                path,
+                cell_type,
+                source,
+                index,
+                after_cell_id,
+                await tools.roots(ctx),
+            )
         )
 
     @tools.tool
     async def set_cell(
+        ctx: Context,
         path: NotebookPath,
         index: Index = None,
         cell_id: CellId = None,
@@ -62,32 +73,42 @@ def register(tools: Tools) -> None:
     ) -> str:
         """Replace a cell's source and/or change its type (code ⇄ markdown ⇄ raw). The cell
         keeps its id."""
-        return edit_reply(await run(facade.set_cell, path, index, cell_id, source, cell_type))
+        roots = await tools.roots(ctx)
+        return edit_reply(
+            await run(facade.set_cell, path, index, cell_id, source, cell_type, roots)
+        )
 
     @tools.tool
-    async def delete_cell(path: NotebookPath, index: Index = None, cell_id: CellId = None) -> str:
+    async def delete_cell(
+        ctx: Context, path: NotebookPath, index: Index = None, cell_id: CellId = None
+    ) -> str:
         """Delete one cell."""
-        return edit_reply(await run(facade.delete_cell, path, index, cell_id))
+        roots = await tools.roots(ctx)
+        return edit_reply(await run(facade.delete_cell, path, index, cell_id, roots))
 
     @tools.tool
     async def move_cell(
+        ctx: Context,
         path: NotebookPath,
         to: Annotated[int, Field(description="The index the cell should have afterwards")],
         index: Index = None,
         cell_id: CellId = None,
     ) -> str:
         """Move one cell so that it ends up at index `to`."""
-        return edit_reply(await run(facade.move_cell, path, index, cell_id, to))
+        roots = await tools.roots(ctx)
+        return edit_reply(await run(facade.move_cell, path, index, cell_id, to, roots))
 
     @tools.tool
     async def clear_outputs(
+        ctx: Context,
         path: NotebookPath,
         index: Index = None,
         cell_id: CellId = None,
         all: Annotated[bool, Field(description="Clear every code cell's outputs")] = False,
     ) -> str:
         """Clear the outputs and execution count of one code cell, or of all (all=true)."""
-        return edit_reply(await run(facade.clear_outputs, path, index, cell_id, all))
+        roots = await tools.roots(ctx)
+        return edit_reply(await run(facade.clear_outputs, path, index, cell_id, all, roots))
 
 
 def edit_reply(result: Edited) -> str:

@@ -39,7 +39,8 @@ def register(tools: Tools) -> None:
         ctx: Context, block_for: float | None, path: str, kind: str, **arguments: Any
     ) -> list[Any] | str:
         wait = waiting.bound(tools.config, block_for)
-        submitted: Submitted = await run(facade.submit, path, kind, **arguments)
+        roots = await tools.roots(ctx)
+        submitted: Submitted = await run(facade.submit, path, kind, roots=roots, **arguments)
         return await reply(ctx, submitted.job_id, wait, submitted.notices)
 
     async def reply(
@@ -195,18 +196,20 @@ def register(tools: Tools) -> None:
         return job_replies.server_status(await run(facade.status))
 
     @tools.tool
-    async def interrupt(path: NotebookPath) -> str:
+    async def interrupt(ctx: Context, path: NotebookPath) -> str:
         """Interrupt the running cell of the notebook's kernel (KeyboardInterrupt); its job
         stops and its later cells are skipped. Queued jobs still run."""
-        return await run(facade.interrupt, path)
+        return await run(facade.interrupt, path, await tools.roots(ctx))
 
     @tools.tool
-    async def restart_kernel(path: NotebookPath, kernel_name: KernelName = None) -> str:
+    async def restart_kernel(
+        ctx: Context, path: NotebookPath, kernel_name: KernelName = None
+    ) -> str:
         """Restart the notebook's kernel (all variables are lost). A running cell ends in
         error."""
-        return await run(facade.restart_kernel, path, kernel_name)
+        return await run(facade.restart_kernel, path, kernel_name, await tools.roots(ctx))
 
     @tools.tool
-    async def shutdown_kernel(path: NotebookPath) -> str:
+    async def shutdown_kernel(ctx: Context, path: NotebookPath) -> str:
         """Stop the notebook's kernel; the next execution starts a fresh one."""
-        return await run(facade.shutdown_kernel, path)
+        return await run(facade.shutdown_kernel, path, await tools.roots(ctx))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 import inspect
 import time
+import warnings
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
+from urllib.parse import unquote, urlparse
 
 import anyio
 from mcp.server.context import ServerRequestContext
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
@@ -39,7 +42,32 @@ class Tools:
         self.facade = facade
         self.config = facade.config
         self._parameters: dict[str, list[str]] = {}
+        self._roots: dict[int, list[Path] | None] = {}
         server.middleware.append(_UnknownArguments(self._parameters))
+        server.middleware.append(self._forget_roots_on_change)
+
+    async def roots(self, ctx: Context) -> list[Path] | None:
+        """The client's roots as folders, if it declares them and this connection can ask.
+
+        Asked once per session and kept until the client says they changed. None means the
+        server's own setting applies (NB_MCP_ROOTS, else its working directory): clients that
+        do not declare roots, and 2026-07-28 connections, where roots are deprecated and the
+        server has no back-channel to ask.
+        """
+        capabilities = ctx.client_capabilities
+        if capabilities is None or capabilities.roots is None:
+            return None
+        key = id(ctx.session)
+        if key not in self._roots:
+            self._roots[key] = await _ask_roots(ctx)
+        return self._roots[key]
+
+    async def _forget_roots_on_change(
+        self, ctx: ServerRequestContext[Any, Any], call_next: Any
+    ) -> Any:
+        if ctx.method == "notifications/roots/list_changed":
+            self._roots.pop(id(ctx.session), None)
+        return await call_next(ctx)
 
     def tool(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         facade = self.facade
@@ -81,6 +109,21 @@ class Tools:
     async def run(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Call a blocking facade method in a worker thread."""
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+async def _ask_roots(ctx: Context) -> list[Path] | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # roots are deprecated in 2026-07-28, not here
+            result = await ctx.session.list_roots()
+    except Exception:
+        return None  # no back-channel on this connection: the server's setting applies
+    folders = []
+    for root in result.roots:
+        uri = urlparse(str(root.uri))
+        if uri.scheme == "file":
+            folders.append(Path(unquote(uri.path)).resolve())
+    return folders or None
 
 
 class _UnknownArguments:

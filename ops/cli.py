@@ -83,7 +83,7 @@ def _watch(args: argparse.Namespace, config: Config) -> int:
     from ops.watch import watch
 
     try:
-        return watch(args.job, args.path, args.format, args.log)
+        return watch(args.job, args.path, args.format, args.log, roots=config.roots)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -31,8 +31,12 @@ def run(
     facade = Facade(config, mode="run")
     facade.start()
     try:
+        # The notebook named on the command line is always allowed, wherever it is.
+        roots = (*config.roots, Path(path).expanduser().resolve().parent)
         try:
-            submitted = facade.submit(path, "exec_all", timeout=timeout, kernel_name=kernel_name)
+            submitted = facade.submit(
+                path, "exec_all", timeout=timeout, kernel_name=kernel_name, roots=roots
+            )
         except NbError as error:
             out.write(f"nb run: {error}\n")
             return 2
@@ -44,7 +48,7 @@ def run(
                     submitted.future.result(timeout=_REFRESH_SEC)
         except KeyboardInterrupt:
             out.write("\nnb run: interrupted; stopping the running cell\n")
-            facade.interrupt(path)
+            facade.interrupt(path, roots)
             submitted.future.result(timeout=30)
         snapshot = submitted.future.result()
         progress.show(snapshot)

@@ -6,7 +6,7 @@ the job began before watch did, follows the log through rotation, matches on eve
 
   0  the job finished ok            3  the server stopped (or died) before the job finished
   1  the job finished with an error 4  no such job in the log
-  2  no event log found
+  2  no event log found             5  --path is outside the allowed roots
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any, TextIO
 
 from supervisor import statedir
 from supervisor.config import default_state_dir
+from supervisor.paths import within
 
-OK, JOB_FAILED, NO_LOG, SERVER_STOPPED, NO_SUCH_JOB = 0, 1, 2, 3, 4
+OK, JOB_FAILED, NO_LOG, SERVER_STOPPED, NO_SUCH_JOB, OUTSIDE_ROOTS = 0, 1, 2, 3, 4, 5
 _POLL_SEC = 0.2
 _LIVENESS_EVERY_SEC = 1.0
 
@@ -126,7 +127,14 @@ def watch(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
     appear_grace: float = 3.0,
+    roots: tuple[Path, ...] = (),
 ) -> int:
+    if notebook and roots and not within(Path(notebook), roots):
+        err.write(
+            f"nb watch: {notebook} is outside the allowed roots "
+            f"({', '.join(map(str, roots))}; NB_MCP_ROOTS sets them)\n"
+        )
+        return OUTSIDE_ROOTS
     candidates = candidate_logs(job_id, notebook, log)
     existing = [path for path in candidates if path.exists()]
     if not existing:

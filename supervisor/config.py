@@ -33,6 +33,10 @@ class Config:
     max_reply_chars: int
     max_image_bytes: int
     kernel_start_timeout_sec: float
+    roots: tuple[Path, ...]
+    kernel_transport: str
+    kernel_memory_mb: int
+    kernel_cpu_sec: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Config:
@@ -56,6 +60,10 @@ class Config:
             kernel_start_timeout_sec=reader.number(
                 "NB_MCP_KERNEL_START_TIMEOUT_SEC", 60.0, minimum=1.0
             ),
+            roots=reader.paths("NB_MCP_ROOTS", cwd) or (cwd.resolve(),),
+            kernel_transport=reader.choice("NB_MCP_KERNEL_TRANSPORT", "ipc", ("ipc", "tcp")),
+            kernel_memory_mb=reader.integer("NB_MCP_KERNEL_MEMORY_MB", 0, minimum=0),
+            kernel_cpu_sec=reader.integer("NB_MCP_KERNEL_CPU_SEC", 0, minimum=0),
         )
         return config
 
@@ -102,6 +110,20 @@ class _Reader:
         if value < minimum:
             raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
         return value
+
+    def paths(self, name: str, cwd: Path) -> tuple[Path, ...]:
+        """A list of folders (os.pathsep-separated), resolved, each of which must exist."""
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        folders = []
+        for part in (p for p in raw.split(os.pathsep) if p.strip()):
+            folder = Path(part.strip()).expanduser()
+            folder = (folder if folder.is_absolute() else cwd / folder).resolve()
+            if not folder.is_dir():
+                raise ConfigError(f"{name}: {part!r} is not an existing folder")
+            folders.append(folder)
+        return tuple(folders)
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
         raw = self._raw(name)

@@ -13,7 +13,7 @@ import time
 import traceback
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ from supervisor.paths import PathError, notebook_path
 from supervisor.tree import ChildSpec, Restart, start_root
 
 T = TypeVar("T")
+Roots = Sequence[Path] | None  # the folders a caller may touch; None: the configured roots
 VERSION = "0.1.0"
 _ASK_TIMEOUT = 60.0
 
@@ -171,6 +172,15 @@ class Facade:
             log_path=str(self.config.log_path),
             state_dir=str(self.config.state_dir),
         )
+        if self.config.kernel_transport == "tcp":
+            emit(
+                "config.warning",
+                "kernels use TCP on loopback (NB_MCP_KERNEL_TRANSPORT=tcp): any local user can "
+                "connect to their ports and read outputs or run code",
+                level="warning",
+                setting="NB_MCP_KERNEL_TRANSPORT=tcp",
+                warning="kernels reachable by other local users",
+            )
 
     def stop(self, reason: str) -> None:
         """Stop every notebook (writes flushed, kernels stopped), then the log, last line first."""
@@ -198,13 +208,15 @@ class Facade:
 
     # ------------------------------------------------------------ edit and read tools
 
-    def list_cells(self, path: str) -> Listing:
-        notebook, writer, _ = self._open(path)
+    def list_cells(self, path: str, roots: Roots = None) -> Listing:
+        notebook, writer, _ = self._open(path, roots=roots)
         cells = self._ask(writer.query(views.summaries))
         return Listing(notebook.path, cells, self._notices(writer))
 
-    def read_cell(self, path: str, index: int | None, cell_id: str | None) -> CellRead:
-        notebook, writer, _ = self._open(path)
+    def read_cell(
+        self, path: str, index: int | None, cell_id: str | None, roots: Roots = None
+    ) -> CellRead:
+        notebook, writer, _ = self._open(path, roots=roots)
 
         def read(doc: Any) -> tuple[views.CellView, int]:
             return views.view(doc, nb.locate(doc, index, cell_id)), len(doc.cells)
@@ -219,12 +231,13 @@ class Facade:
         source: str,
         index: int | None = None,
         after_cell_id: str | None = None,
+        roots: Roots = None,
     ) -> Edited:
         if index is not None and after_cell_id is not None:
             raise NbError("give either index or after_cell_id, not both")
         cell = self._guard(lambda: nb.make_cell(cell_type, source))
         op = nb.InsertCell(cell=cell, index=index, after_id=after_cell_id)
-        return self._edit(path, op, create=True)
+        return self._edit(path, op, create=True, roots=roots)
 
     def set_cell(
         self,
@@ -233,17 +246,22 @@ class Facade:
         cell_id: str | None,
         source: str | None,
         cell_type: str | None,
+        roots: Roots = None,
     ) -> Edited:
         if source is None and cell_type is None:
             raise NbError("nothing to change: give source, cell_type, or both")
         op = nb.SetCell(index=index, cell_id=cell_id, source=source, cell_type=cell_type)
-        return self._edit(path, op)
+        return self._edit(path, op, roots=roots)
 
-    def delete_cell(self, path: str, index: int | None, cell_id: str | None) -> Edited:
-        return self._edit(path, nb.DeleteCell(index=index, cell_id=cell_id))
+    def delete_cell(
+        self, path: str, index: int | None, cell_id: str | None, roots: Roots = None
+    ) -> Edited:
+        return self._edit(path, nb.DeleteCell(index=index, cell_id=cell_id), roots=roots)
 
-    def move_cell(self, path: str, index: int | None, cell_id: str | None, to: int) -> Edited:
-        return self._edit(path, nb.MoveCell(index=index, cell_id=cell_id, to=to))
+    def move_cell(
+        self, path: str, index: int | None, cell_id: str | None, to: int, roots: Roots = None
+    ) -> Edited:
+        return self._edit(path, nb.MoveCell(index=index, cell_id=cell_id, to=to), roots=roots)
 
     def clear_outputs(
         self,
@@ -251,13 +269,14 @@ class Facade:
         index: int | None = None,
         cell_id: str | None = None,
         all_cells: bool = False,
+        roots: Roots = None,
     ) -> Edited:
         if all_cells and (index is not None or cell_id is not None):
             raise NbError("give all=true or a cell (index or cell_id), not both")
         if not all_cells and index is None and cell_id is None:
             raise NbError("give a cell (index or cell_id), or all=true to clear every cell")
         op = nb.ClearOutputs(index=index, cell_id=cell_id, every_cell=all_cells)
-        return self._edit(path, op)
+        return self._edit(path, op, roots=roots)
 
     # ------------------------------------------------------------ execution
 
@@ -275,6 +294,7 @@ class Facade:
         code: str | None = None,
         timeout: float | None = None,
         kernel_name: str | None = None,
+        roots: Roots = None,
     ) -> Submitted:
         """Queue a job on the notebook's kernel; return at once with its id and future."""
         if timeout is not None and timeout < 0:
@@ -282,12 +302,12 @@ class Facade:
         deadline = self.config.default_timeout_sec if timeout is None else timeout
         notices: list[str] = []
         if kind == "insert_and_exec":
-            edited = self.insert_cell(path, "code", source or "", index, after_cell_id)
+            edited = self.insert_cell(path, "code", source or "", index, after_cell_id, roots)
             if not edited.written:
                 notices.append(f"the new cell could not be written yet: {edited.write_error}")
             notices.extend(edited.notices)
             index, cell_id = None, edited.cell_id
-        notebook, writer, _ = self._open(path)
+        notebook, writer, _ = self._open(path, roots=roots)
         cell_ids = (
             ()
             if kind == "run_scratch"
@@ -410,19 +430,21 @@ class Facade:
             jobs=jobs[:20],
         )
 
-    def interrupt(self, path: str) -> str:
-        return self._kernel_call(path, lambda kernel: kernel.interrupt())
+    def interrupt(self, path: str, roots: Roots = None) -> str:
+        return self._kernel_call(path, roots, lambda kernel: kernel.interrupt())
 
-    def restart_kernel(self, path: str, kernel_name: str | None = None) -> str:
+    def restart_kernel(self, path: str, kernel_name: str | None = None, roots: Roots = None) -> str:
         if kernel_name is not None:
             self._check_kernel(kernel_name)
-        return self._kernel_call(path, lambda kernel: kernel.restart_kernel(kernel_name))
+        return self._kernel_call(path, roots, lambda kernel: kernel.restart_kernel(kernel_name))
 
-    def shutdown_kernel(self, path: str) -> str:
-        return self._kernel_call(path, lambda kernel: kernel.shutdown_kernel())
+    def shutdown_kernel(self, path: str, roots: Roots = None) -> str:
+        return self._kernel_call(path, roots, lambda kernel: kernel.shutdown_kernel())
 
-    def _kernel_call(self, path: str, call: Callable[[Any], pykka.Future[str]]) -> str:
-        notebook, _, _ = self._open(path)
+    def _kernel_call(
+        self, path: str, roots: Roots, call: Callable[[Any], pykka.Future[str]]
+    ) -> str:
+        notebook, _, _ = self._open(path, roots=roots)
         try:
             kernel = notebook.refs.kernel()
         except NotRunning as error:
@@ -459,8 +481,8 @@ class Facade:
 
     # ------------------------------------------------------------ plumbing
 
-    def _edit(self, path: str, op: nb.Op, create: bool = False) -> Edited:
-        notebook, writer, created = self._open(path, create=create)
+    def _edit(self, path: str, op: nb.Op, create: bool = False, roots: Roots = None) -> Edited:
+        notebook, writer, created = self._open(path, create=create, roots=roots)
         result: EditResult = self._ask(writer.edit(op, create))
         total = self._ask(writer.query(lambda doc: len(doc.cells)))
         return Edited(
@@ -476,9 +498,11 @@ class Facade:
             notices=self._notices(writer),
         )
 
-    def _open(self, path: str, create: bool = False) -> tuple[_Notebook, Any, bool]:
+    def _open(
+        self, path: str, create: bool = False, roots: Roots = None
+    ) -> tuple[_Notebook, Any, bool]:
         try:
-            resolved = notebook_path(path, self.cwd)
+            resolved = notebook_path(path, self.cwd, self.config.roots if roots is None else roots)
         except PathError as error:
             raise NbError(str(error)) from None
         if not create and not resolved.exists():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from actors.backend import Limits
 from actors.kernel import KernelActor, KernelSlot
 from actors.log import emit
 from actors.refs import NotebookRefs
@@ -55,6 +56,8 @@ def notebook_spec(path: Path, refs: NotebookRefs, config: Config) -> ChildSpec:
                         "state_dir": config.state_dir,
                         "start_timeout": config.kernel_start_timeout_sec,
                         "progress_interval": config.progress_interval_sec,
+                        "transport": config.kernel_transport,
+                        "limits": Limits(config.kernel_memory_mb, config.kernel_cpu_sec),
                     },
                     state=KernelSlot(notebook=path),
                     shutdown_timeout=15.0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -9,8 +10,12 @@ class PathError(ValueError):
     """A path argument that cannot name a notebook; the message is written for the agent."""
 
 
-def notebook_path(raw: str, cwd: Path) -> Path:
-    """The absolute, symlink-resolved path of a `.ipynb` file (relative paths: from `cwd`)."""
+def notebook_path(raw: str, cwd: Path, roots: Sequence[Path] = ()) -> Path:
+    """The absolute, symlink-resolved path of a `.ipynb` file (relative paths: from `cwd`).
+
+    With `roots`, the resolved path must lie under one of them: `../` and symlinks pointing
+    outside are refused after resolution, not by looking at the string.
+    """
     if not isinstance(raw, str) or not raw.strip():
         raise PathError("path is empty: give the notebook's path, e.g. 'analysis.ipynb'")
     given = Path(raw).expanduser()
@@ -18,6 +23,12 @@ def notebook_path(raw: str, cwd: Path) -> Path:
     if absolute.suffix != ".ipynb":
         raise PathError(f"{raw!r} is not a notebook path: it must end in .ipynb")
     resolved = absolute.resolve()
+    if roots and not any(resolved.is_relative_to(root) for root in roots):
+        allowed = ", ".join(str(root) for root in roots)
+        raise PathError(
+            f"{raw!r} resolves to {resolved}, outside the folders nb may touch ({allowed}); "
+            "the MCP client's roots or NB_MCP_ROOTS set them"
+        )
     if resolved.is_dir():
         raise PathError(f"{raw!r} is a directory, not a notebook")
     if resolved.suffix != ".ipynb":
@@ -25,3 +36,8 @@ def notebook_path(raw: str, cwd: Path) -> Path:
     if not resolved.parent.is_dir():
         raise PathError(f"the folder of {raw!r} does not exist ({resolved.parent})")
     return resolved
+
+
+def within(path: Path, roots: Sequence[Path]) -> bool:
+    resolved = path.expanduser().resolve()
+    return any(resolved.is_relative_to(root) for root in roots)

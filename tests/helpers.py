@@ -59,7 +59,14 @@ class Reply:
 class McpServer:
     """A spawned `nb mcp` driven through the real MCP SDK client, from synchronous tests."""
 
-    def __init__(self, cwd: Path, env: dict[str, str], stderr_path: Path) -> None:
+    def __init__(
+        self,
+        cwd: Path,
+        env: dict[str, str],
+        stderr_path: Path,
+        roots: list[Path] | None = None,
+        mode: str = "auto",
+    ) -> None:
         self.cwd = cwd
         self.env = env
         self.log_path = Path(env["NB_MCP_LOG_PATH"])
@@ -67,10 +74,12 @@ class McpServer:
         self._stderr = self._stack.enter_context(open(stderr_path, "w"))  # noqa: SIM115
         self.portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
         params = StdioServerParameters(command=NB, args=["mcp"], cwd=str(cwd), env=env)
+        callback = None if roots is None else _roots_callback(roots)
+        client = Client(
+            stdio_client(params, errlog=self._stderr), list_roots_callback=callback, mode=mode
+        )
         self.client: Client = self._stack.enter_context(
-            self.portal.wrap_async_context_manager(
-                Client(stdio_client(params, errlog=self._stderr))
-            )
+            self.portal.wrap_async_context_manager(client)
         )
         self.pid = wait_for(self._server_pid, what="server.started in the event log")
 
@@ -113,6 +122,15 @@ class McpServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _roots_callback(roots: list[Path]) -> Any:
+    from mcp_types import ListRootsResult, Root
+
+    async def list_roots(_: Any) -> ListRootsResult:
+        return ListRootsResult(roots=[Root(uri=p.as_uri(), name=p.name) for p in roots])
+
+    return list_roots
 
 
 def server_env(tmp: Path, **overrides: str) -> dict[str, str]:

@@ -197,3 +197,15 @@ def test_an_edit_that_could_not_be_written_is_replayed_on_the_persons_version(
     sources = ["".join(cell["source"]) for cell in load(path)["cells"]]
     assert sources == ["a = 1", "# between, by hand", "b = 200"]
     assert json.loads(path.read_text())["nbformat_minor"] == 5
+
+
+def test_the_cells_queued_behind_a_running_one_are_numbered_within_their_job(harness, tmp_path):
+    path = tmp_path / "n.ipynb"
+    first, second, third = write_notebook(path, "a", "b", "c")
+    h = harness(path)
+    h.writer.open().get()
+    h.writer.cell_started(first, 1, 3, time.time(), [second, third], "j-0000abcd").get()
+    markers = ["".join(cell["outputs"][0]["text"]) for cell in load(path)["cells"]]
+    assert "▶ Running (1/3," in markers[0]
+    assert "⏳ Queued (2/3, job j-0000abcd" in markers[1]
+    assert "⏳ Queued (3/3, job j-0000abcd" in markers[2]
