@@ -19,7 +19,7 @@ def register(tools: Tools) -> None:
     async def list_cells(ctx: Context, path: NotebookPath) -> str:
         """List a notebook's cells, one line each: index, id, type, execution count, first
         source line, and a short summary of the outputs."""
-        return replies.listing(await run(facade.list_cells, path, await tools.roots(ctx)))
+        return replies.listing(await run(facade.list_cells, path, await tools.scope(ctx)))
 
     @tools.tool
     async def read_cell(
@@ -27,7 +27,7 @@ def register(tools: Tools) -> None:
     ) -> list[Any]:
         """Read one cell: its source and its outputs (long text cut with a note; images
         attached as images)."""
-        result = await run(facade.read_cell, path, index, cell_id, await tools.roots(ctx))
+        result = await run(facade.read_cell, path, index, cell_id, await tools.scope(ctx))
         return replies.cell_read(result, config.max_reply_chars, config.max_image_bytes)
 
     @tools.tool
@@ -56,7 +56,7 @@ def register(tools: Tools) -> None:
                 source,
                 index,
                 after_cell_id,
-                await tools.roots(ctx),
+                await tools.scope(ctx),
             )
         )
 
@@ -73,9 +73,9 @@ def register(tools: Tools) -> None:
     ) -> str:
         """Replace a cell's source and/or change its type (code ⇄ markdown ⇄ raw). The cell
         keeps its id."""
-        roots = await tools.roots(ctx)
+        scope = await tools.scope(ctx)
         return edit_reply(
-            await run(facade.set_cell, path, index, cell_id, source, cell_type, roots)
+            await run(facade.set_cell, path, index, cell_id, source, cell_type, scope)
         )
 
     @tools.tool
@@ -83,8 +83,8 @@ def register(tools: Tools) -> None:
         ctx: Context, path: NotebookPath, index: Index = None, cell_id: CellId = None
     ) -> str:
         """Delete one cell."""
-        roots = await tools.roots(ctx)
-        return edit_reply(await run(facade.delete_cell, path, index, cell_id, roots))
+        scope = await tools.scope(ctx)
+        return edit_reply(await run(facade.delete_cell, path, index, cell_id, scope))
 
     @tools.tool
     async def move_cell(
@@ -95,8 +95,8 @@ def register(tools: Tools) -> None:
         cell_id: CellId = None,
     ) -> str:
         """Move one cell so that it ends up at index `to`."""
-        roots = await tools.roots(ctx)
-        return edit_reply(await run(facade.move_cell, path, index, cell_id, to, roots))
+        scope = await tools.scope(ctx)
+        return edit_reply(await run(facade.move_cell, path, index, cell_id, to, scope))
 
     @tools.tool
     async def clear_outputs(
@@ -107,8 +107,8 @@ def register(tools: Tools) -> None:
         all: Annotated[bool, Field(description="Clear every code cell's outputs")] = False,
     ) -> str:
         """Clear the outputs and execution count of one code cell, or of all (all=true)."""
-        roots = await tools.roots(ctx)
-        return edit_reply(await run(facade.clear_outputs, path, index, cell_id, all, roots))
+        scope = await tools.scope(ctx)
+        return edit_reply(await run(facade.clear_outputs, path, index, cell_id, all, scope))
 
 
 def edit_reply(result: Edited) -> str:

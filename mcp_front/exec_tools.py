@@ -39,8 +39,8 @@ def register(tools: Tools) -> None:
         ctx: Context, block_for: float | None, path: str, kind: str, **arguments: Any
     ) -> list[Any] | str:
         wait = waiting.bound(tools.config, block_for)
-        roots = await tools.roots(ctx)
-        submitted: Submitted = await run(facade.submit, path, kind, roots=roots, **arguments)
+        scope = await tools.scope(ctx)
+        submitted: Submitted = await run(facade.submit, path, kind, scope=scope, **arguments)
         return await reply(ctx, submitted.job_id, wait, submitted.notices)
 
     async def reply(
@@ -199,7 +199,7 @@ def register(tools: Tools) -> None:
     async def interrupt(ctx: Context, path: NotebookPath) -> str:
         """Interrupt the running cell of the notebook's kernel (KeyboardInterrupt); its job
         stops and its later cells are skipped. Queued jobs still run."""
-        return await run(facade.interrupt, path, await tools.roots(ctx))
+        return await run(facade.interrupt, path, await tools.scope(ctx))
 
     @tools.tool
     async def restart_kernel(
@@ -207,9 +207,9 @@ def register(tools: Tools) -> None:
     ) -> str:
         """Restart the notebook's kernel (all variables are lost). A running cell ends in
         error."""
-        return await run(facade.restart_kernel, path, kernel_name, await tools.roots(ctx))
+        return await run(facade.restart_kernel, path, kernel_name, await tools.scope(ctx))
 
     @tools.tool
     async def shutdown_kernel(ctx: Context, path: NotebookPath) -> str:
         """Stop the notebook's kernel; the next execution starts a fresh one."""
-        return await run(facade.shutdown_kernel, path, await tools.roots(ctx))
+        return await run(facade.shutdown_kernel, path, await tools.scope(ctx))

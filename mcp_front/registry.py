@@ -21,6 +21,7 @@ from pydantic import Field
 from actors.log import emit
 from mcp_front import replies
 from supervisor.facade import Facade, NbError
+from supervisor.paths import Scope
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -37,30 +38,33 @@ CellId = Annotated[str | None, Field(description="Cell id (from list_cells); use
 class Tools:
     """The server, the facade, and the decorator that turns a coroutine into a tool."""
 
-    def __init__(self, server: MCPServer, facade: Facade) -> None:
+    def __init__(self, server: MCPServer, facade: Facade, scope: Scope) -> None:
         self.server = server
         self.facade = facade
         self.config = facade.config
+        self.default_scope = scope
         self._parameters: dict[str, list[str]] = {}
         self._roots: dict[int, list[Path] | None] = {}
         server.middleware.append(_UnknownArguments(self._parameters))
         server.middleware.append(self._forget_roots_on_change)
 
-    async def roots(self, ctx: Context) -> list[Path] | None:
-        """The client's roots as folders, if it declares them and this connection can ask.
+    async def scope(self, ctx: Context) -> Scope:
+        """Where this caller's relative paths start, and the folders it may touch.
 
-        Asked once per session and kept until the client says they changed. None means the
-        server's own setting applies (NB_MCP_ROOTS, else its working directory): clients that
-        do not declare roots, and 2026-07-28 connections, where roots are deprecated and the
-        server has no back-channel to ask.
+        The roots are the client's, if it declares them and this connection can ask: asked
+        once per session and kept until the client says they changed. Otherwise the server's
+        own setting applies (NB_MCP_ROOTS, else its working directory): for clients that do not
+        declare roots, and on 2026-07-28 connections, where roots are deprecated and the server
+        has no back-channel to ask.
         """
         capabilities = ctx.client_capabilities
         if capabilities is None or capabilities.roots is None:
-            return None
+            return self.default_scope
         key = id(ctx.session)
         if key not in self._roots:
             self._roots[key] = await _ask_roots(ctx)
-        return self._roots[key]
+        roots = self._roots[key]
+        return self.default_scope if not roots else Scope(self.default_scope.cwd, tuple(roots))
 
     async def _forget_roots_on_change(
         self, ctx: ServerRequestContext[Any, Any], call_next: Any

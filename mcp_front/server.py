@@ -12,6 +12,7 @@ from mcp_front import edit_tools, exec_tools
 from mcp_front.registry import Tools
 from mcp_front.stdio import StdinLines
 from supervisor.facade import VERSION, Facade
+from supervisor.paths import Scope
 
 INSTRUCTIONS = """\
 nb reads, edits and runs Jupyter notebooks. Cells are addressed by `index` (0-based, negative
@@ -20,11 +21,11 @@ written to the .ipynb at once, so a person watching it in JupyterLab or VS Code 
 """
 
 
-def build(facade: Facade) -> MCPServer:
+def build(facade: Facade, scope: Scope) -> MCPServer:
     # WARNING: the SDK's INFO lines (every refused call) would flood the client's stderr log;
     # nb's own event log says what happened.
     server = MCPServer("nb", version=VERSION, instructions=INSTRUCTIONS, log_level="WARNING")
-    tools = Tools(server, facade)
+    tools = Tools(server, facade, scope)
     edit_tools.register(tools)
     exec_tools.register(tools)
     return server
@@ -32,7 +33,7 @@ def build(facade: Facade) -> MCPServer:
 
 async def serve_stdio(facade: Facade) -> str:
     """Serve MCP on stdio until stdin closes or a signal arrives; return why it stopped."""
-    server = build(facade)
+    server = build(facade, facade.default_scope)
     reason = "stdin closed"
     async with anyio.create_task_group() as group:
 

@@ -17,6 +17,7 @@ from actors import notebook as nb
 from actors.job import JobSnapshot
 from supervisor.config import Config
 from supervisor.facade import Facade, NbError
+from supervisor.paths import Scope
 
 _REFRESH_SEC = 0.25
 
@@ -32,10 +33,10 @@ def run(
     facade.start()
     try:
         # The notebook named on the command line is always allowed, wherever it is.
-        roots = (*config.roots, Path(path).expanduser().resolve().parent)
+        scope = Scope(Path.cwd(), (*config.roots, Path(path).expanduser().resolve().parent))
         try:
             submitted = facade.submit(
-                path, "exec_all", timeout=timeout, kernel_name=kernel_name, roots=roots
+                path, "exec_all", timeout=timeout, kernel_name=kernel_name, scope=scope
             )
         except NbError as error:
             out.write(f"nb run: {error}\n")
@@ -48,7 +49,7 @@ def run(
                     submitted.future.result(timeout=_REFRESH_SEC)
         except KeyboardInterrupt:
             out.write("\nnb run: interrupted; stopping the running cell\n")
-            facade.interrupt(path, roots)
+            facade.interrupt(path, scope)
             submitted.future.result(timeout=30)
         snapshot = submitted.future.result()
         progress.show(snapshot)

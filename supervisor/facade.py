@@ -13,7 +13,7 @@ import time
 import traceback
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +31,10 @@ from actors.writer import CellOutputs, EditResult
 from supervisor import statedir, views
 from supervisor.config import Config
 from supervisor.notebook_tree import notebook_spec
-from supervisor.paths import PathError, notebook_path
+from supervisor.paths import PathError, Scope, notebook_path
 from supervisor.tree import ChildSpec, Restart, start_root
 
 T = TypeVar("T")
-Roots = Sequence[Path] | None  # the folders a caller may touch; None: the configured roots
 VERSION = "0.1.0"
 _ASK_TIMEOUT = 60.0
 
@@ -120,6 +119,7 @@ class Facade:
         self.config = config
         self.mode = mode
         self.cwd = cwd or Path.cwd()
+        self.default_scope = Scope(self.cwd, config.roots)
         self._root: pykka.ActorRef | None = None
         self._notebooks: dict[Path, _Notebook] = {}
         self._lock = threading.Lock()
@@ -208,15 +208,15 @@ class Facade:
 
     # ------------------------------------------------------------ edit and read tools
 
-    def list_cells(self, path: str, roots: Roots = None) -> Listing:
-        notebook, writer, _ = self._open(path, roots=roots)
+    def list_cells(self, path: str, scope: Scope | None = None) -> Listing:
+        notebook, writer, _ = self._open(path, scope=scope)
         cells = self._ask(writer.query(views.summaries))
         return Listing(notebook.path, cells, self._notices(writer))
 
     def read_cell(
-        self, path: str, index: int | None, cell_id: str | None, roots: Roots = None
+        self, path: str, index: int | None, cell_id: str | None, scope: Scope | None = None
     ) -> CellRead:
-        notebook, writer, _ = self._open(path, roots=roots)
+        notebook, writer, _ = self._open(path, scope=scope)
 
         def read(doc: Any) -> tuple[views.CellView, int]:
             return views.view(doc, nb.locate(doc, index, cell_id)), len(doc.cells)
@@ -231,13 +231,13 @@ class Facade:
         source: str,
         index: int | None = None,
         after_cell_id: str | None = None,
-        roots: Roots = None,
+        scope: Scope | None = None,
     ) -> Edited:
         if index is not None and after_cell_id is not None:
             raise NbError("give either index or after_cell_id, not both")
         cell = self._guard(lambda: nb.make_cell(cell_type, source))
         op = nb.InsertCell(cell=cell, index=index, after_id=after_cell_id)
-        return self._edit(path, op, create=True, roots=roots)
+        return self._edit(path, op, create=True, scope=scope)
 
     def set_cell(
         self,
@@ -246,22 +246,22 @@ class Facade:
         cell_id: str | None,
         source: str | None,
         cell_type: str | None,
-        roots: Roots = None,
+        scope: Scope | None = None,
     ) -> Edited:
         if source is None and cell_type is None:
             raise NbError("nothing to change: give source, cell_type, or both")
         op = nb.SetCell(index=index, cell_id=cell_id, source=source, cell_type=cell_type)
-        return self._edit(path, op, roots=roots)
+        return self._edit(path, op, scope=scope)
 
     def delete_cell(
-        self, path: str, index: int | None, cell_id: str | None, roots: Roots = None
+        self, path: str, index: int | None, cell_id: str | None, scope: Scope | None = None
     ) -> Edited:
-        return self._edit(path, nb.DeleteCell(index=index, cell_id=cell_id), roots=roots)
+        return self._edit(path, nb.DeleteCell(index=index, cell_id=cell_id), scope=scope)
 
     def move_cell(
-        self, path: str, index: int | None, cell_id: str | None, to: int, roots: Roots = None
+        self, path: str, index: int | None, cell_id: str | None, to: int, scope: Scope | None = None
     ) -> Edited:
-        return self._edit(path, nb.MoveCell(index=index, cell_id=cell_id, to=to), roots=roots)
+        return self._edit(path, nb.MoveCell(index=index, cell_id=cell_id, to=to), scope=scope)
 
     def clear_outputs(
         self,
@@ -269,14 +269,14 @@ class Facade:
         index: int | None = None,
         cell_id: str | None = None,
         all_cells: bool = False,
-        roots: Roots = None,
+        scope: Scope | None = None,
     ) -> Edited:
         if all_cells and (index is not None or cell_id is not None):
             raise NbError("give all=true or a cell (index or cell_id), not both")
         if not all_cells and index is None and cell_id is None:
             raise NbError("give a cell (index or cell_id), or all=true to clear every cell")
         op = nb.ClearOutputs(index=index, cell_id=cell_id, every_cell=all_cells)
-        return self._edit(path, op, roots=roots)
+        return self._edit(path, op, scope=scope)
 
     # ------------------------------------------------------------ execution
 
@@ -294,7 +294,7 @@ class Facade:
         code: str | None = None,
         timeout: float | None = None,
         kernel_name: str | None = None,
-        roots: Roots = None,
+        scope: Scope | None = None,
     ) -> Submitted:
         """Queue a job on the notebook's kernel; return at once with its id and future."""
         if timeout is not None and timeout < 0:
@@ -302,12 +302,12 @@ class Facade:
         deadline = self.config.default_timeout_sec if timeout is None else timeout
         notices: list[str] = []
         if kind == "insert_and_exec":
-            edited = self.insert_cell(path, "code", source or "", index, after_cell_id, roots)
+            edited = self.insert_cell(path, "code", source or "", index, after_cell_id, scope)
             if not edited.written:
                 notices.append(f"the new cell could not be written yet: {edited.write_error}")
             notices.extend(edited.notices)
             index, cell_id = None, edited.cell_id
-        notebook, writer, _ = self._open(path, roots=roots)
+        notebook, writer, _ = self._open(path, scope=scope)
         cell_ids = (
             ()
             if kind == "run_scratch"
@@ -430,21 +430,23 @@ class Facade:
             jobs=jobs[:20],
         )
 
-    def interrupt(self, path: str, roots: Roots = None) -> str:
-        return self._kernel_call(path, roots, lambda kernel: kernel.interrupt())
+    def interrupt(self, path: str, scope: Scope | None = None) -> str:
+        return self._kernel_call(path, scope, lambda kernel: kernel.interrupt())
 
-    def restart_kernel(self, path: str, kernel_name: str | None = None, roots: Roots = None) -> str:
+    def restart_kernel(
+        self, path: str, kernel_name: str | None = None, scope: Scope | None = None
+    ) -> str:
         if kernel_name is not None:
             self._check_kernel(kernel_name)
-        return self._kernel_call(path, roots, lambda kernel: kernel.restart_kernel(kernel_name))
+        return self._kernel_call(path, scope, lambda kernel: kernel.restart_kernel(kernel_name))
 
-    def shutdown_kernel(self, path: str, roots: Roots = None) -> str:
-        return self._kernel_call(path, roots, lambda kernel: kernel.shutdown_kernel())
+    def shutdown_kernel(self, path: str, scope: Scope | None = None) -> str:
+        return self._kernel_call(path, scope, lambda kernel: kernel.shutdown_kernel())
 
     def _kernel_call(
-        self, path: str, roots: Roots, call: Callable[[Any], pykka.Future[str]]
+        self, path: str, scope: Scope | None, call: Callable[[Any], pykka.Future[str]]
     ) -> str:
-        notebook, _, _ = self._open(path, roots=roots)
+        notebook, _, _ = self._open(path, scope=scope)
         try:
             kernel = notebook.refs.kernel()
         except NotRunning as error:
@@ -481,8 +483,10 @@ class Facade:
 
     # ------------------------------------------------------------ plumbing
 
-    def _edit(self, path: str, op: nb.Op, create: bool = False, roots: Roots = None) -> Edited:
-        notebook, writer, created = self._open(path, create=create, roots=roots)
+    def _edit(
+        self, path: str, op: nb.Op, create: bool = False, scope: Scope | None = None
+    ) -> Edited:
+        notebook, writer, created = self._open(path, create=create, scope=scope)
         result: EditResult = self._ask(writer.edit(op, create))
         total = self._ask(writer.query(lambda doc: len(doc.cells)))
         return Edited(
@@ -499,10 +503,11 @@ class Facade:
         )
 
     def _open(
-        self, path: str, create: bool = False, roots: Roots = None
+        self, path: str, create: bool = False, scope: Scope | None = None
     ) -> tuple[_Notebook, Any, bool]:
         try:
-            resolved = notebook_path(path, self.cwd, self.config.roots if roots is None else roots)
+            scope = scope or self.default_scope
+            resolved = notebook_path(path, scope.cwd, scope.roots)
         except PathError as error:
             raise NbError(str(error)) from None
         if not create and not resolved.exists():

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose request this is: relative paths start at `cwd`; only `roots` may be touched."""
+
+    cwd: Path
+    roots: tuple[Path, ...]
 
 
 class PathError(ValueError):
