@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import resource
 import signal
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jupyter_client import KernelManager
+from jupyter_client.client import KernelClient
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from supervisor import statedir
@@ -68,6 +70,7 @@ class KernelBackend(Protocol):
     def is_alive(self) -> bool: ...
     def exit_code(self) -> int | None: ...
     def stop(self, grace: float) -> None: ...
+    def record_execution(self, in_flight: dict[str, Any] | None) -> None: ...
     @property
     def pid(self) -> int | None: ...
 
@@ -127,6 +130,7 @@ class LocalBackend:
         kernels = state_dir / "kernels"
         self._record = kernels / f"{self._id}.json"
         self._log = kernels / f"{self._id}.log"
+        self._record_data: dict[str, Any] = {}
         # ipc: the kernel's sockets are files in a 0700 folder, so no other local user can
         # subscribe to its outputs or send it code (on TCP loopback anyone on the machine can).
         self._km = KernelManager(kernel_name=kernel_name, transport=transport)
@@ -147,8 +151,15 @@ class LocalBackend:
             with open(self._log, "ab") as log:
                 # The kernel's stdout/stderr go to its own log file: never to ours, since our
                 # stdout is the MCP stream.
+                # independent: the kernel does not watch for its parent to exit (ipykernel's
+                # parent poller), so a training run survives the daemon that started it, and
+                # nb itself decides when a kernel stops.
                 self._km.start_kernel(
-                    cwd=str(self._cwd), stdout=log, stderr=log, stdin=subprocess.DEVNULL
+                    cwd=str(self._cwd),
+                    stdout=log,
+                    stderr=log,
+                    stdin=subprocess.DEVNULL,
+                    independent=True,
                 )
         except NoSuchKernel:
             check_kernel_name(self.kernel_name)
@@ -160,23 +171,25 @@ class LocalBackend:
         pid = self.pid
         if pid:
             self._apply_limits(pid)
-        statedir.write_record(
-            self._record,
-            {
-                "kernel_id": self._id,
-                "pid": pid,
-                "start_ticks": statedir.process_start_ticks(pid) if pid else None,
-                "pgid": getattr(self._km.provisioner, "pgid", None),
-                "server_pid": os.getpid(),
-                "server_start_ticks": statedir.process_start_ticks(os.getpid()),
-                "notebook": str(self._notebook),
-                "kernel_name": self.kernel_name,
-                "connection_file": self._km.connection_file,
-                "log": str(self._log),
-                "started_at": time.time(),
-            },
-        )
+        self._record_data = {
+            "kernel_id": self._id,
+            "pid": pid,
+            "start_ticks": statedir.process_start_ticks(pid) if pid else None,
+            "pgid": getattr(self._km.provisioner, "pgid", None),
+            "server_pid": os.getpid(),
+            "server_start_ticks": statedir.process_start_ticks(os.getpid()),
+            "notebook": str(self._notebook),
+            "kernel_name": self.kernel_name,
+            "connection_file": self._km.connection_file,
+            "log": str(self._log),
+            "started_at": time.time(),
+        }
+        self.record_execution(None)
         return Started(pid=pid, connection_info=self.connection_info())
+
+    def record_execution(self, in_flight: dict[str, Any] | None) -> None:
+        """Note in the state dir which cell runs, so a daemon that replaces us can resume it."""
+        statedir.write_record(self._record, {**self._record_data, "in_flight": in_flight})
 
     def _apply_limits(self, pid: int) -> None:
         # Set on the new process from outside: a preexec_fn is unsafe in a threaded server.
@@ -230,3 +243,93 @@ class LocalBackend:
         with contextlib.suppress(OSError, TypeError):
             if pgid:
                 os.killpg(pgid, signum)
+
+
+class AttachedBackend:
+    """A kernel started by an earlier nb daemon that died; this one drives it from its record.
+
+    It is not our child: liveness comes from /proc (pid and start time), signals go to its
+    process group, and stopping it means signalling it, not asking a KernelManager.
+    """
+
+    def __init__(self, record: dict[str, Any], state_dir: Path) -> None:
+        self.kernel_name: str = record["kernel_name"]
+        self.limits = NO_LIMITS  # whatever was set stays set on the process
+        self._record_data = {
+            key: value for key, value in record.items() if key not in ("record_path", "in_flight")
+        }
+        self._record = state_dir / "kernels" / f"{record['kernel_id']}.json"
+        self._pid: int = record["pid"]
+        self._pgid: int | None = record.get("pgid")
+        self._ticks: int | None = record.get("start_ticks")
+        self._connection_file = Path(record["connection_file"])
+        self._info = json.loads(self._connection_file.read_text())
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    def adopt(self) -> None:
+        """Record this process as the kernel's owner."""
+        self._record_data["server_pid"] = os.getpid()
+        self._record_data["server_start_ticks"] = statedir.process_start_ticks(os.getpid())
+        self.record_execution(None)
+
+    def start(self) -> Started:
+        raise KernelStartError("a kernel taken over from an earlier daemon cannot be started")
+
+    def connection_info(self) -> dict[str, Any]:
+        return dict(self._info)
+
+    def interrupt(self) -> None:
+        self._signal(signal.SIGCONT)
+        self._signal(signal.SIGINT)
+
+    def is_alive(self) -> bool:
+        return statedir.same_process_alive(self._pid, self._ticks)
+
+    def exit_code(self) -> int | None:
+        return None  # not our child: its exit status went to init
+
+    def stop(self, grace: float) -> None:
+        try:
+            self._signal(signal.SIGCONT)
+            self._signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and self.is_alive():
+                time.sleep(0.05)
+            if self.is_alive():
+                self._signal(signal.SIGKILL)
+        finally:
+            _remove_kernel_files(self._info, self._connection_file, self._record)
+
+    def record_execution(self, in_flight: dict[str, Any] | None) -> None:
+        statedir.write_record(self._record, {**self._record_data, "in_flight": in_flight})
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(OSError):
+            if self._pgid:
+                os.killpg(self._pgid, signum)
+            else:
+                os.kill(self._pid, signum)
+
+
+def _remove_kernel_files(info: dict[str, Any], connection_file: Path, record: Path) -> None:
+    if info.get("transport") == "ipc":
+        for channel in ("shell", "iopub", "stdin", "control", "hb"):
+            statedir.remove(Path(f"{info['ip']}-{info[channel + '_port']}"))
+    statedir.remove(connection_file)
+    statedir.remove(record)
+
+
+def heartbeat_answers(info: dict[str, Any], timeout: float = 3.0) -> bool:
+    """Whether the kernel behind `info` answers a heartbeat ping: silent, and answered even
+    while a cell runs (the kernel's heartbeat has its own thread)."""
+    client = KernelClient()
+    client.load_connection_info(info)
+    socket = client.connect_hb()
+    try:
+        socket.send(b"ping")
+        return bool(socket.poll(int(timeout * 1000)))
+    finally:
+        socket.close(linger=0)

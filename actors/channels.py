@@ -95,7 +95,7 @@ class ChannelPump:
             identity = self.session.bsession
             sockets = {
                 "shell": self._client.connect_shell(identity=identity),
-                "iopub": self._client.connect_iopub(),
+                "iopub": self._connect_iopub(),
                 "control": self._client.connect_control(identity=identity),
             }
             self._loop(sockets)
@@ -107,6 +107,21 @@ class ChannelPump:
             for fd in (self._wake_read, self._wake_write):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+    def _connect_iopub(self) -> zmq.Socket[Any]:
+        # PUB/SUB drops messages silently once a queue holds its high-water mark (1000 by
+        # default): under heavy output that loses output, even the idle that ends a cell. Our
+        # side never drops; the kernel's side may, which the KernelActor survives.
+        socket = self._client.context.socket(zmq.SUB)
+        socket.setsockopt(zmq.RCVHWM, 0)
+        socket.linger = 0
+        info = self._client.get_connection_info()
+        if info["transport"] == "tcp":
+            socket.connect(f"tcp://{info['ip']}:{info['iopub_port']}")
+        else:
+            socket.connect(f"{info['transport']}://{info['ip']}-{info['iopub_port']}")
+        socket.setsockopt(zmq.SUBSCRIBE, b"")
+        return socket
 
     def _loop(self, sockets: dict[str, zmq.Socket[Any]]) -> None:
         poller = zmq.Poller()

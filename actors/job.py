@@ -121,7 +121,10 @@ class JobActor(SupervisedActor):
     def teardown(self, reason: BaseException | None) -> None:
         if self._done.done():
             return
-        why = "the nb server stopped" if reason is None else f"nb failed: {reason!r}"
+        if self.stopping_reason:
+            why = self.stopping_reason
+        else:
+            why = "the nb server stopped" if reason is None else f"nb failed: {reason!r}"
         running = self._current
         if running is not None and self._cells[running].state == "running":
             self._writer_tell(
@@ -130,8 +133,11 @@ class JobActor(SupervisedActor):
                 nb.marker(f"⊘ Stopped at {nb.clock()}: {why}"),
             )
             self._set(running, state="error", detail=why)
+            self._emit_finished(running)
         self._skip_rest(why)
-        self._finish("stopped" if reason is None else "error", why)
+        stopped = reason is None and not self.stopping_reason
+        # Tearing down: the kernel may be gone for good; do not wait for a restart.
+        self._finish("stopped" if stopped else "error", why, wait_for_kernel=0.0)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Turn):
@@ -275,7 +281,10 @@ class JobActor(SupervisedActor):
         )
         if not self._scratch_job:
             self._writer_tell(
-                "cell_finished", done.cell_id, _footer(done, finished), done.execution_count
+                "cell_finished",
+                done.cell_id,
+                nb.footer(done.status, finished, done.duration, done.ename),
+                done.execution_count,
             )
         self._emit_finished(position)
         if done.status == "ok":
@@ -301,7 +310,7 @@ class JobActor(SupervisedActor):
             self._set(i, state="skipped", detail=why)
             self._emit_finished(i)
 
-    def _finish(self, state: str, reason: str = "") -> None:
+    def _finish(self, state: str, reason: str = "", wait_for_kernel: float = 5.0) -> None:
         spec = self._spec
         self._state, self._reason = state, reason
         snapshot = self.snapshot()
@@ -324,7 +333,7 @@ class JobActor(SupervisedActor):
             reason=reason or None,
         )
         with contextlib.suppress(NotRunning):
-            self._refs.kernel().release(spec.job_id, snapshot)
+            self._refs.get("kernel", wait=wait_for_kernel).proxy().release(spec.job_id, snapshot)
         if not self._done.done():
             self._done.set_result(snapshot)
         self.stop()
@@ -355,23 +364,6 @@ class JobActor(SupervisedActor):
     def _writer_tell(self, method: str, *args: Any) -> None:
         with contextlib.suppress(NotRunning):
             getattr(self._refs.writer(), method)(*args)
-
-
-def _footer(done: CellDone, finished: float) -> Any:
-    if done.status == "ok":
-        return nb.done_marker(finished, done.duration)
-    if done.status == "timeout":
-        return nb.marker(
-            f"⏱ Timed out at {nb.clock(finished)} · ran "
-            f"{nb.format_duration(done.duration)} (wall-clock timeout); "
-            "the kernel was interrupted"
-        )
-    if done.status == "died":
-        return nb.marker(
-            f"✗ Kernel died at {nb.clock(finished)} · ran {nb.format_duration(done.duration)}"
-        )
-    detail = done.ename or ""
-    return nb.error_marker(finished, done.duration, detail)
 
 
 def _reason(run: CellRun) -> str:

@@ -30,7 +30,7 @@ from actors.backend import NO_LIMITS, KernelBackend, KernelStartError, Limits, L
 from actors.channels import ChannelPump, ChannelsFailed, Heartbeat, Incoming
 from actors.log import emit
 from actors.outputs import last_line
-from actors.refs import NotebookRefs
+from actors.refs import NotebookRefs, NotRunning
 from actors.timers import Ticker
 from supervisor.tree import SupervisedActor, Supervision
 
@@ -49,6 +49,7 @@ _TICK = 0.1
 _PROBE_EVERY = 0.5
 _INTERRUPT_GRACE = 5.0
 _PROGRESS_TO_JOB = 0.5
+_IDLE_GRACE = 1.0  # after execute_reply, how long the idle on iopub may lag behind
 
 
 class KernelDied(Exception):
@@ -114,6 +115,7 @@ class KernelInfo:
     running_cell: str | None
     queued_jobs: list[str]
     started_at: float | None
+    reattached: bool = False
 
 
 class _Tick:
@@ -132,7 +134,7 @@ class _Started:
 @dataclass
 class Execution:
     job_id: str
-    job: pykka.ActorRef
+    job: pykka.ActorRef | None  # None: a cell resumed from an earlier daemon, no job left
     cell_id: str
     code: str
     to_writer: bool
@@ -152,6 +154,8 @@ class Execution:
     last_progress_to_job: float = 0.0
     across_rebuild: bool = False  # its channels were rebuilt while it ran
     probe_answered_at: float | None = None
+    replied_at: float | None = None  # when the shell's execute_reply came
+    last_iopub: float = 0.0  # when iopub last delivered a message of this execution
 
 
 @dataclass
@@ -164,11 +168,20 @@ class KernelSlot:
     state: str = "none"
     started_at: float | None = None
     queue: deque[tuple[str, pykka.ActorRef, str]] = field(default_factory=deque)
-    turn: tuple[str, pykka.ActorRef] | None = None
+    turn: tuple[str, pykka.ActorRef | None] | None = None
     execution: Execution | None = None
     recent_cells: OrderedDict[str, str] = field(default_factory=OrderedDict)
     finished_jobs: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     unresponsive_since: float | None = None
+    # Set when this kernel was taken over from a daemon that died.
+    reattached: bool = False
+    recovery_note: str = ""
+
+    def close(self) -> None:
+        """Stop the kernel for good: the supervisor gave up while no incarnation held it."""
+        if self.backend is not None:
+            backend, self.backend, self.state = self.backend, None, "none"
+            backend.stop(grace=0.0)
 
 
 # ---------------------------------------------------------------- the actor
@@ -287,8 +300,10 @@ class KernelActor(SupervisedActor):
         slot = self._slot
         slot.execution = Execution(job_id, job, cell_id, code, to_writer, timeout)
         try:
-            if self._ready and slot.backend is not None:
-                self._send_execute()
+            if slot.backend is not None:
+                if self._ready:
+                    self._send_execute()
+                # else: channels are being (re)built; _check_ready() sends it once they answer
             elif slot.state != "starting":
                 self._start(kernel_name)
         except Exception as error:  # the job must hear back, whatever happened
@@ -324,6 +339,7 @@ class KernelActor(SupervisedActor):
             running_cell=execution.cell_id if execution and execution.to_writer else None,
             queued_jobs=[job_id for job_id, _, _ in slot.queue],
             started_at=slot.started_at,
+            reattached=slot.reattached,
         )
 
     def interrupt(self) -> str:
@@ -413,6 +429,9 @@ class KernelActor(SupervisedActor):
         slot = self._slot
         if message.backend is None:
             self._start_failed(message.error or "unknown error")
+            return
+        if slot.backend is not None and slot.backend is not message.backend:
+            message.backend.stop(grace=0.0)  # a kernel is already here: never leak one
             return
         slot.backend = message.backend
         slot.started_at = time.time()
@@ -516,6 +535,15 @@ class KernelActor(SupervisedActor):
         if execution.timeout:
             execution.deadline = now + execution.timeout
         slot.recent_cells[execution.msg_id] = execution.cell_id
+        if execution.to_writer and slot.backend is not None:
+            slot.backend.record_execution(
+                {
+                    "job_id": execution.job_id,
+                    "cell_id": execution.cell_id,
+                    "msg_id": execution.msg_id,
+                    "started_at": time.time(),
+                }
+            )
         while len(slot.recent_cells) > 32:
             slot.recent_cells.popitem(last=False)
         slot.state = "busy"
@@ -527,6 +555,8 @@ class KernelActor(SupervisedActor):
         if message.channel == "shell":
             if parent in self._probes:
                 self._probe_answered()
+            elif msg_type == "execute_reply":
+                self._replied(parent, msg["content"])
             return
         if message.channel != "iopub":
             return
@@ -535,6 +565,8 @@ class KernelActor(SupervisedActor):
             self._check_ready()
         execution = self._slot.execution
         ours = execution is not None and parent is not None and parent == execution.msg_id
+        if ours:
+            execution.last_iopub = time.monotonic()
         if msg_type == "status":
             if ours and msg["content"].get("execution_state") == "idle":
                 self._finish()
@@ -551,6 +583,18 @@ class KernelActor(SupervisedActor):
             # Output from a thread of a cell that already finished: it belongs to that cell.
             self._to_writer(self._slot.recent_cells[parent], msg_type, content)
 
+    def _replied(self, parent: str | None, content: dict[str, Any]) -> None:
+        """The shell says the cell is done. Shell is reliable where iopub may drop messages,
+        so this bounds the wait for the idle that normally ends the cell."""
+        execution = self._slot.execution
+        if execution is None or parent != execution.msg_id:
+            return
+        execution.replied_at = time.monotonic()
+        if content.get("status") == "error" and execution.ename is None:
+            execution.ename, execution.evalue = content.get("ename"), content.get("evalue")
+        if execution.execution_count is None:
+            execution.execution_count = content.get("execution_count")
+
     def _route(self, execution: Execution, msg_type: str, content: dict[str, Any]) -> None:
         if msg_type == "execute_input":
             execution.execution_count = content.get("execution_count")
@@ -558,7 +602,7 @@ class KernelActor(SupervisedActor):
             execution.ename, execution.evalue = content.get("ename"), content.get("evalue")
         if execution.to_writer:
             self._to_writer(execution.cell_id, msg_type, content)
-        else:
+        elif execution.job is not None:
             execution.job.tell(ScratchMessage(msg_type, content))
             if msg_type == "update_display_data":
                 self._to_writer("-", msg_type, content)
@@ -588,6 +632,8 @@ class KernelActor(SupervisedActor):
             return
         execution.last_progress_to_job = now
         age = now - execution.last_output
+        if execution.job is None:
+            return
         with contextlib.suppress(pykka.ActorDeadError):
             execution.job.tell(
                 CellProgress(
@@ -623,6 +669,8 @@ class KernelActor(SupervisedActor):
     ) -> None:
         slot = self._slot
         slot.execution = None
+        if slot.backend is not None and execution.to_writer:
+            slot.backend.record_execution(None)
         duration = time.monotonic() - execution.started_mono if execution.started_mono else 0.0
         self._progress_to_job(execution)
         done = CellDone(
@@ -634,8 +682,30 @@ class KernelActor(SupervisedActor):
             evalue=evalue if evalue is not None else execution.evalue,
             detail=detail,
         )
+        if execution.job is None:
+            self._finish_resumed(execution, done)
+            return
         with contextlib.suppress(pykka.ActorDeadError):
             execution.job.tell(done)
+
+    def _finish_resumed(self, execution: Execution, done: CellDone) -> None:
+        """End a cell resumed from an earlier daemon: no job is left to do it."""
+        footer = nb.footer(done.status, time.time(), done.duration, done.ename)
+        with contextlib.suppress(NotRunning):
+            self._refs.writer().cell_finished(done.cell_id, footer, done.execution_count)
+        emit(
+            "cell.finished",
+            f"resumed cell {done.cell_id} {done.status}",
+            level="info" if done.status == "ok" else "warning",
+            job_id=execution.job_id,
+            notebook=self._notebook,
+            cell_id=done.cell_id,
+            status=done.status,
+            duration_sec=round(done.duration, 3),
+            ename=done.ename,
+        )
+        self._slot.turn = None
+        self._grant_next()
 
     def _end_execution(self, status: str, ename: str, evalue: str) -> None:
         """End the cell in flight (if any) with an error nb made itself."""
@@ -650,7 +720,7 @@ class KernelActor(SupervisedActor):
         }
         if execution.to_writer:
             self._to_writer(execution.cell_id, "error", error)
-        else:
+        elif execution.job is not None:
             execution.job.tell(ScratchMessage("error", error))
         self._deliver(execution, status, ename, evalue)
 
@@ -672,6 +742,8 @@ class KernelActor(SupervisedActor):
         self._check_deadline(execution, now)
         self._report_progress(execution, now)
         self._check_recovery(execution, now)
+        if slot.execution is execution:
+            self._check_lost_idle(execution, now)
 
     def _tick_starting(self, now: float) -> None:
         slot = self._slot
@@ -761,6 +833,23 @@ class KernelActor(SupervisedActor):
                 silent_sec=silent,
             )
 
+    def _check_lost_idle(self, execution: Execution, now: float) -> None:
+        if execution.replied_at is None:
+            return
+        if now - max(execution.replied_at, execution.last_iopub) <= _IDLE_GRACE:
+            return  # iopub is still delivering this cell's output: it is behind, not lost
+        note = (
+            "the kernel's output stream dropped messages under load (its idle never came); "
+            "some output may be missing"
+        )
+        if execution.to_writer:
+            self._to_writer(
+                execution.cell_id,
+                "stream",
+                {"name": "stderr", "text": nb.marker(f"⚠ {note[0].upper()}{note[1:]}")["text"]},
+            )
+        self._finish(detail=note)
+
     def _check_recovery(self, execution: Execution, now: float) -> None:
         # After channels were rebuilt mid-cell, the idle that ends the cell may have been lost
         # in the gap. The probe sent on the new shell is answered only after the cell is done;
@@ -832,6 +921,8 @@ class KernelActor(SupervisedActor):
             f"the kernel process died while this cell ran ({signal_note}). Its variables are "
             "gone: the next execution starts a fresh kernel, so re-run the cells this one needs.",
         )
+        # The job whose cell died is over; its release may reach only this dying incarnation.
+        slot.turn = None
         backend.stop(grace=0.0)
         slot.backend, slot.state, self._ready = None, "dead", False
         raise KernelDied(f"kernel of {slot.notebook.name} died ({signal_note})")
@@ -850,6 +941,9 @@ class KernelActor(SupervisedActor):
     def _recovered(self) -> None:
         slot = self._slot
         execution = slot.execution
+        if slot.recovery_note:
+            self._taken_over()
+            return
         emit(
             "iopub.recovered",
             f"rebuilt the kernel channels of {slot.notebook.name}; reading resumed",
@@ -872,6 +966,27 @@ class KernelActor(SupervisedActor):
                 },
             )
         # The probe _connect() sent is answered once the kernel has finished this cell.
+        execution.across_rebuild = execution.msg_id is not None
+
+    def _taken_over(self) -> None:
+        """The kernel outlived the daemon that started it; this one carries on with it."""
+        slot = self._slot
+        note, slot.recovery_note = slot.recovery_note, ""
+        execution = slot.execution
+        slot.state = "busy" if execution is not None else "idle"
+        emit(
+            "kernel.reattached",
+            f"took over the running {slot.kernel_name} kernel of {slot.notebook.name} (pid "
+            f"{slot.backend.pid if slot.backend else '?'}) from a daemon that stopped",
+            notebook=self._notebook,
+            kernel_pid=slot.backend.pid if slot.backend else None,
+            cell_id=execution.cell_id if execution else None,
+            job_id=execution.job_id if execution else None,
+        )
+        if execution is None:
+            return
+        with contextlib.suppress(NotRunning):
+            self._refs.writer().resume_cell(execution.cell_id, nb.marker(note))
         execution.across_rebuild = execution.msg_id is not None
 
     def _stop_kernel(self, reason: str, grace: float, emit_stopped: bool = True) -> None:

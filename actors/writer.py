@@ -267,6 +267,29 @@ class WriterActor(SupervisedActor):
         self._dirty = True
         self._write()
 
+    def resume_cell(self, cell_id: str, note: NotebookNode) -> None:
+        """A cell that kept running while nb's daemon was replaced becomes live again.
+
+        Its saved outputs stay (the next output merges with them), under a fresh Running
+        marker, with `note` saying what may be missing.
+        """
+        if self._doc is None:
+            self.open()
+        assert self._doc is not None
+        cell = nb.cell_by_id(self._doc, cell_id)
+        if cell is None:
+            return
+        previous = nb.without_markers(cell.get("outputs", []))
+        self._builder.forget(cell_id)
+        self._live[cell_id] = _LiveCell(
+            marker=nb.marker(f"{nb.RUNNING} (resumed at {nb.clock()})"),
+            outputs=[*previous, note],
+            execution_count=cell.get("execution_count"),
+        )
+        self._dirty_cells.add(cell_id)
+        self._dirty = True
+        self._write()
+
     def cell_message(self, cell_id: str, msg_type: str, content: dict[str, Any]) -> None:
         applied = self._builder.apply(cell_id, msg_type, content)
         live = self._live.get(cell_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -15,7 +16,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="nb", description="A supervised Jupyter notebook server for AI agents, over MCP."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("mcp", help="serve the MCP tools on stdio (what an MCP client runs)")
+    mcp = commands.add_parser(
+        "mcp", help="the MCP server on stdio (what an MCP client runs): a front to the daemon"
+    )
+    mcp.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the tree in this process: kernels die with the client (no daemon)",
+    )
+    commands.add_parser("serve", help="run the per-user daemon in the foreground")
+    commands.add_parser("stop", help="stop the daemon (running jobs are interrupted and marked)")
     run = commands.add_parser("run", help="run a whole notebook headless, outputs into the file")
     run.add_argument("notebook", help="path of the .ipynb file")
     run.add_argument(
@@ -41,16 +51,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "watch": _watch,
         "status": _status,
         "cleanup": _cleanup,
+        "serve": _serve,
+        "stop": _stop,
     }[args.command]
     try:
         config = Config.from_env()
     except ConfigError as error:
         print(f"nb: {error}", file=sys.stderr)
         return 2
-    return handler(args, config)
+    try:
+        return handler(args, config)
+    except BrokenPipeError:  # `nb status | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _mcp(args: argparse.Namespace, config: Config) -> int:
+    if not args.in_process:
+        from mcp_front.relay import run_front
+
+        return run_front(config)
     import anyio
 
     from mcp_front.server import serve_stdio
@@ -69,6 +89,20 @@ def _mcp(args: argparse.Namespace, config: Config) -> int:
     finally:
         facade.stop(reason)
     return 0
+
+
+def _serve(args: argparse.Namespace, config: Config) -> int:
+    from ops.daemon import serve
+
+    _ignore_file_size_signal()
+    _quiet_library_logs()
+    return serve(config)
+
+
+def _stop(args: argparse.Namespace, config: Config) -> int:
+    from ops.status import stop_daemon
+
+    return stop_daemon(config.state_dir, sys.stdout)
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:

@@ -8,9 +8,11 @@ VS Code kernels.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -146,7 +148,48 @@ def _last_events(log: Path, job_ids: set[str]) -> dict[str, dict[str, Any]]:
     return last
 
 
+def ask_daemon(state_dir: Path, request: str, timeout: float = 10.0) -> dict[str, Any] | None:
+    """Send the running daemon one control request; None if no daemon answers."""
+    record = statedir.daemon_record(state_dir)
+    if record is None:
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(timeout)
+            connection.connect(record["socket"])
+            connection.sendall((json.dumps({"nb": request}) + "\n").encode())
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = connection.recv(1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data) if data else None
+    except (OSError, ValueError):
+        return None
+
+
+def stop_daemon(state_dir: Path, out: TextIO, wait: float = 60.0) -> int:
+    record = statedir.daemon_record(state_dir)
+    if record is None:
+        out.write("no nb daemon is running\n")
+        return 0
+    pid = record["pid"]
+    if ask_daemon(state_dir, "stop") is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not statedir.same_process_alive(pid, record.get("start_ticks")):
+            out.write(f"stopped the nb daemon (pid {pid})\n")
+            return 0
+        time.sleep(0.05)
+    out.write(f"the nb daemon (pid {pid}) did not stop within {wait:.0f}s\n")
+    return 1
+
+
 def print_status(state_dir: Path, out: TextIO, as_json: bool = False) -> int:
+    daemon = ask_daemon(state_dir, "status")
     server_rows = servers(state_dir)
     kernel_rows = kernels(state_dir)
     live = {row.pid for row in server_rows if row.alive}
@@ -155,6 +198,7 @@ def print_status(state_dir: Path, out: TextIO, as_json: bool = False) -> int:
         json.dump(
             {
                 "state_dir": str(state_dir),
+                "daemon": daemon,
                 "servers": [asdict(r) for r in server_rows],
                 "kernels": [asdict(r) | {"orphaned": r.orphaned} for r in kernel_rows],
                 "active_jobs": [asdict(j) for j in jobs],
@@ -166,6 +210,21 @@ def print_status(state_dir: Path, out: TextIO, as_json: bool = False) -> int:
         return 0
     now = time.time()
     out.write(f"state dir: {state_dir}\n")
+    if daemon is not None:
+        out.write(
+            f"Daemon: pid {daemon['pid']}  nb {daemon['version']}  up "
+            f"{nb.format_duration(daemon['uptime_sec'])}  fronts {daemon['fronts']}  "
+            f"kernels {len(daemon['kernels'])}  jobs running "
+            f"{sum(1 for j in daemon['jobs'] if j['state'] in ('queued', 'running'))}\n"
+        )
+        for kernel in daemon["kernels"]:
+            taken = "  (taken over from a daemon that stopped)" if kernel["reattached"] else ""
+            out.write(
+                f"  kernel pid {kernel['pid']}  {kernel['kernel_name']}  "
+                f"{kernel['state']}  {kernel['notebook']}{taken}\n"
+            )
+    else:
+        out.write("Daemon: not running\n")
     out.write("Servers:\n" if server_rows else "Servers: none running\n")
     for row in server_rows:
         state = "running" if row.alive else "gone (killed?)"

@@ -37,6 +37,13 @@ class ChildExited:
     reason: BaseException | None
 
 
+@dataclass(frozen=True)
+class Stopping:
+    """Told by a supervisor to a child right before it stops it, with why."""
+
+    reason: str
+
+
 class SupervisedActor(pykka.ThreadingActor):
     """A pykka actor that reports its start and its exit to its supervisor.
 
@@ -53,6 +60,14 @@ class SupervisedActor(pykka.ThreadingActor):
             raise TypeError(msg)
         super().__init__()
         self.supervision = supervision
+        # Why the supervisor is about to stop us, when it is not a plain shutdown.
+        self.stopping_reason: str | None = None
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Stopping):
+            self.stopping_reason = message.reason
+            return None
+        return super().on_receive(message)
 
     @property
     def restart_state(self) -> Any:

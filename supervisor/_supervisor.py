@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -11,7 +12,7 @@ from typing import Any
 
 import pykka
 
-from supervisor._supervised import ChildExited, SupervisedActor, Supervision
+from supervisor._supervised import ChildExited, Stopping, SupervisedActor, Supervision
 from supervisor.spec import ChildSpec, Restart, Strategy
 
 logger = logging.getLogger(__name__)
@@ -242,8 +243,12 @@ class Supervisor(SupervisedActor):
         self.actor_ref.tell(_RetryRestart(child_id, reason))
 
     def _give_up(self, child_id: str, reason: BaseException | None, restarts: int) -> None:
-        self._stop_all_children()
         exc = SupervisorGaveUp(self.name, child_id, restarts, self._period, reason)
+        for child in self._children.values():
+            if child.ref is not None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    child.ref.tell(Stopping(f"nb gave up on this notebook: {exc}"))
+        self._stop_all_children()
         self._emit(
             "supervisor.gave_up",
             message=str(exc),
@@ -301,6 +306,11 @@ class Supervisor(SupervisedActor):
         # Forget the ref first: the ChildExited this stop causes must be stale.
         ref, child.ref = child.ref, None
         if ref is None:
+            # No incarnation holds the restart state (it failed, no restart is coming): let
+            # the state release what it owns, e.g. a kernel process.
+            close = getattr(child.spec.state, "close", None)
+            if close is not None:
+                close()
             return
         timeout = child.spec.shutdown_timeout
         try:

@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 import pykka
 
 from actors import notebook as nb
-from actors.backend import KernelStartError, check_kernel_name
+from actors.backend import AttachedBackend, KernelStartError, check_kernel_name, heartbeat_answers
 from actors.job import JobActor, JobSnapshot, JobSpec
-from actors.kernel import KernelInfo
+from actors.kernel import Execution, KernelInfo, KernelSlot
 from actors.log import LogActor, emit
 from actors.refs import NotebookRefs, NotRunning
 from actors.writer import CellOutputs, EditResult
@@ -387,8 +387,11 @@ class Facade:
         ids = [cell.cell_id for cell in snapshot.cells]
         try:
             return notebook.refs.writer().outputs_of_cells(ids).get(timeout=_ASK_TIMEOUT)
-        except (NotRunning, pykka.ActorDeadError) as error:
-            raise NbError(f"the notebook's writer is not running: {error}") from None
+        except (NotRunning, pykka.ActorDeadError):
+            # Its subtree stopped (nb gave up on it): a new one reads the file again.
+            folder = notebook.path.parent
+            _, writer, _ = self._open(str(notebook.path), scope=Scope(folder, (folder,)))
+            return self._ask(writer.outputs_of_cells(ids))
 
     def notices_for(self, path: Path) -> list[str]:
         notebook = self._notebooks.get(path)
@@ -430,6 +433,97 @@ class Facade:
             jobs=jobs[:20],
         )
 
+    def busy(self) -> bool:
+        """Whether any job is unfinished or any kernel is running or starting a cell."""
+        with self._lock:
+            futures = [future for _, future in self._jobs.values()]
+        if any(not future.done() for future in futures):
+            return True
+        return any(k.info.state in ("busy", "starting") for k in self.status().kernels)
+
+    def take_over_kernels(self) -> list[Path]:
+        """Carry on with the kernels an earlier server left running; clean up the dead ones.
+
+        A kernel whose server is gone and that answers its heartbeat gets a notebook subtree of
+        its own, its in-flight cell resumed (output from now on lands in it). The others are
+        stopped and their records removed; their notebooks' stale markers are replaced.
+        Returns the notebooks whose kernels were taken over.
+        """
+        taken: list[Path] = []
+        stale: set[Path] = set()
+        for record in statedir.read_records(self.config.state_dir / "kernels"):
+            if statedir.same_process_alive(record["server_pid"], record.get("server_start_ticks")):
+                continue  # its server is alive: not ours to touch
+            notebook = Path(record["notebook"])
+            slot = self._attach(record)
+            if slot is None:
+                stale.add(notebook)
+                continue
+            try:
+                self._subtree(notebook, slot)
+                taken.append(notebook)
+            except NbError as error:
+                self._report_unhandled(error, f"taking over the kernel of {notebook}")
+        for notebook in stale - set(taken):
+            try:
+                self._open(str(notebook), scope=Scope(notebook.parent, (notebook.parent,)))
+            except NbError:
+                continue  # moved or deleted meanwhile: nothing to mark
+        return taken
+
+    def _attach(self, record: dict[str, Any]) -> KernelSlot | None:
+        try:
+            backend = AttachedBackend(record, self.config.state_dir)
+        except (OSError, ValueError, KeyError) as error:
+            statedir.remove(Path(record["record_path"]))
+            self._left_behind(record, f"its record or connection file is unusable ({error!r})")
+            return None
+        if not backend.is_alive():
+            backend.stop(grace=0.0)
+            self._left_behind(record, "it is no longer running")
+            return None
+        if not heartbeat_answers(backend.connection_info()):
+            backend.stop(grace=1.0)
+            self._left_behind(record, "it did not answer its heartbeat, so it was stopped")
+            return None
+        backend.adopt()
+        slot = KernelSlot(
+            notebook=Path(record["notebook"]),
+            backend=backend,
+            kernel_name=record["kernel_name"],
+            state="idle",
+            started_at=record.get("started_at"),
+            reattached=True,
+            recovery_note=f"⚠ nb's daemon was replaced at {nb.clock()}; output from the cell "
+            "between the two daemons may be missing",
+        )
+        in_flight = record.get("in_flight")
+        if in_flight:
+            ran_for = max(0.0, time.time() - in_flight.get("started_at", time.time()))
+            slot.execution = Execution(
+                job_id=in_flight["job_id"],
+                job=None,
+                cell_id=in_flight["cell_id"],
+                code="",
+                to_writer=True,
+                timeout=None,
+                msg_id=in_flight["msg_id"],
+                started_mono=time.monotonic() - ran_for,
+            )
+            slot.turn = (in_flight["job_id"], None)
+        return slot
+
+    def _left_behind(self, record: dict[str, Any], why: str) -> None:
+        emit(
+            "kernel.stopped",
+            f"a kernel an earlier server left for {Path(record.get('notebook', '?')).name} was "
+            f"not taken over: {why}",
+            level="warning",
+            notebook=str(record.get("notebook", "/")),
+            reason=f"left by a server that stopped; {why}",
+            kernel_pid=record.get("pid"),
+        )
+
     def interrupt(self, path: str, scope: Scope | None = None) -> str:
         return self._kernel_call(path, scope, lambda kernel: kernel.interrupt())
 
@@ -454,11 +548,15 @@ class Facade:
         return self._ask(call(kernel))
 
     def _kernel_name(self, notebook: _Notebook, writer: Any, requested: str | None) -> str:
-        name = requested or self._ask(writer.query(_metadata_kernel)) or "python3"
-        self._check_kernel(name)
         try:
-            info: KernelInfo = notebook.refs.kernel().info().get(timeout=_ASK_TIMEOUT)
+            info: KernelInfo | None = notebook.refs.kernel().info().get(timeout=_ASK_TIMEOUT)
         except (NotRunning, pykka.ActorDeadError, pykka.Timeout):
+            info = None
+        running = info.kernel_name if info and info.state not in ("none", "dead") else None
+        # Nothing asked for, nothing in the metadata: whatever kernel runs is the one.
+        name = requested or self._ask(writer.query(_metadata_kernel)) or running or "python3"
+        self._check_kernel(name)
+        if info is None:
             return name
         if info.kernel_name and info.state not in ("none", "dead") and info.kernel_name != name:
             raise NbError(
@@ -520,7 +618,7 @@ class Facade:
         opened = self._ask(writer.open(create))
         return notebook, writer, opened.created
 
-    def _subtree(self, path: Path) -> _Notebook:
+    def _subtree(self, path: Path, kernel: KernelSlot | None = None) -> _Notebook:
         with self._lock:
             if self._stopped or self._root is None:
                 raise NbError("nb is shutting down")
@@ -528,7 +626,7 @@ class Facade:
             if existing is not None and existing.supervisor.is_alive():
                 return existing
             refs = NotebookRefs(path)
-            spec = notebook_spec(path, refs, self.config)
+            spec = notebook_spec(path, refs, self.config, kernel)
             try:
                 ref = self._root.proxy().start_child(spec).get(timeout=_ASK_TIMEOUT)
             except Exception as error:

@@ -26,7 +26,10 @@ MAX_RESTARTS = 5
 PERIOD_SEC = 60.0
 
 
-def notebook_spec(path: Path, refs: NotebookRefs, config: Config) -> ChildSpec:
+def notebook_spec(
+    path: Path, refs: NotebookRefs, config: Config, kernel: KernelSlot | None = None
+) -> ChildSpec:
+    """The subtree's spec; `kernel` carries a kernel taken over from an earlier daemon."""
     name = f"notebook:{path}"
     return ChildSpec(
         id=name,
@@ -59,7 +62,7 @@ def notebook_spec(path: Path, refs: NotebookRefs, config: Config) -> ChildSpec:
                         "transport": config.kernel_transport,
                         "limits": Limits(config.kernel_memory_mb, config.kernel_cpu_sec),
                     },
-                    state=KernelSlot(notebook=path),
+                    state=kernel or KernelSlot(notebook=path),
                     shutdown_timeout=15.0,
                 ),
             ],

@@ -6,6 +6,7 @@ Layout (folder 0700, files 0600):
   kernels/<id>.log     that kernel's own stdout/stderr (never the server's stdout)
   runtime/             kernels' connection files (they hold the key to the kernel's channels)
   jobs/<job_id>.json   one per job: which log holds its events, which server ran it
+  daemon.json, daemon.lock, daemon.sock   the per-user daemon (`nb serve`), if one runs
 Records are written atomically and removed when their owner stops them; a record whose owner
 is gone is how `nb status` finds orphans and `nb cleanup` knows what it may stop.
 """
@@ -13,6 +14,7 @@ is gone is how `nb status` finds orphans and `nb cleanup` knows what it may stop
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -120,3 +122,31 @@ def prune_job_records(state_dir: Path, now: float | None = None) -> None:
         with contextlib.suppress(OSError):
             if path.stat().st_mtime < cutoff:
                 path.unlink()
+
+
+_MAX_SOCKET_PATH = 100
+
+
+def daemon_socket(state_dir: Path) -> Path:
+    """The daemon's Unix socket: in the state dir, or a short private folder if too deep."""
+    path = state_dir / "daemon.sock"
+    if len(str(path)) <= _MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
+    folder = Path(tempfile.gettempdir()) / f"nb-{os.getuid()}" / digest
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder.parent, 0o700)
+    os.chmod(folder, 0o700)
+    return folder / "daemon.sock"
+
+
+def daemon_record(state_dir: Path) -> dict[str, Any] | None:
+    """The running daemon's record, or None if there is none (or it is gone)."""
+    path = state_dir / "daemon.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not same_process_alive(record["pid"], record.get("start_ticks")):
+        return None
+    return record

@@ -66,6 +66,7 @@ class McpServer:
         stderr_path: Path,
         roots: list[Path] | None = None,
         mode: str = "auto",
+        in_process: bool = True,
     ) -> None:
         self.cwd = cwd
         self.env = env
@@ -73,7 +74,9 @@ class McpServer:
         self._stack = ExitStack()
         self._stderr = self._stack.enter_context(open(stderr_path, "w"))  # noqa: SIM115
         self.portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
-        params = StdioServerParameters(command=NB, args=["mcp"], cwd=str(cwd), env=env)
+        # In-process unless asked: most tests are about the tree, not the daemon around it.
+        args = ["mcp", "--in-process"] if in_process else ["mcp"]
+        params = StdioServerParameters(command=NB, args=args, cwd=str(cwd), env=env)
         callback = None if roots is None else _roots_callback(roots)
         client = Client(
             stdio_client(params, errlog=self._stderr), list_roots_callback=callback, mode=mode

@@ -81,7 +81,9 @@ def _spawn_without_log(workdir: Path, env: dict, stderr: Path):
     def run():
         async def go() -> Reply:
             with open(stderr, "w") as errlog:
-                params = StdioServerParameters(command=NB, args=["mcp"], cwd=str(workdir), env=env)
+                params = StdioServerParameters(
+                    command=NB, args=["mcp", "--in-process"], cwd=str(workdir), env=env
+                )
                 async with Client(stdio_client(params, errlog=errlog)) as client:
                     result = await client.call_tool("insert_cell", {"path": "a.ipynb"})
                     text = "".join(c.text for c in result.content if c.type == "text")

@@ -1,0 +1,168 @@
+"""`nb mcp`: the thin front. It relays the MCP session between its stdio and the daemon.
+
+It connects to the per-user daemon (starting it, detached, if none runs), says hello with its
+version, folder and roots, and then copies bytes both ways without reading them. When the
+client goes away the front goes too; the daemon and its jobs stay.
+
+If the daemon runs another version of nb, the front does not garble the session: it answers
+the client's first request with an error saying what to do, and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from supervisor import statedir
+from supervisor.config import Config
+from supervisor.facade import VERSION
+
+_START_TIMEOUT_SEC = 30.0
+
+
+class DaemonUnavailable(Exception):
+    pass
+
+
+def run_front(config: Config) -> int:
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        connection = connect_or_start(config)
+        reply = _hello(connection, config)
+    except (DaemonUnavailable, OSError, ValueError) as error:
+        return _refuse(stdin, stdout, f"nb mcp could not reach the nb daemon: {error}")
+    if reply.get("nb") != "welcome":
+        return _refuse(stdin, stdout, reply.get("reason") or f"the daemon said {reply!r}")
+    if reply.get("version") != VERSION:
+        return _refuse(
+            stdin,
+            stdout,
+            f"the nb daemon (pid {reply.get('pid')}) runs nb {reply.get('version')} and this "
+            f"front is nb {VERSION}; stop the daemon with `nb stop` (its running jobs are "
+            "interrupted and marked) and the next `nb mcp` starts one of the right version",
+        )
+    _relay(connection, stdin, stdout)
+    return 0
+
+
+def connect_or_start(config: Config) -> socket.socket:
+    state_dir = statedir.ensure(config.state_dir)
+    path = statedir.daemon_socket(state_dir)
+    try:
+        return _connect(path)
+    except OSError:
+        pass
+    from ops.daemon import starting_lock
+
+    with starting_lock(state_dir):
+        try:
+            return _connect(path)  # another front started it while we waited for the lock
+        except OSError:
+            pass
+        process = _spawn_daemon(state_dir)
+        deadline = time.monotonic() + _START_TIMEOUT_SEC
+        while time.monotonic() < deadline:
+            try:
+                return _connect(path)
+            except OSError:
+                if process.poll() is not None:
+                    raise DaemonUnavailable(
+                        f"the daemon exited at start (status {process.returncode}); see "
+                        f"{state_dir / 'daemon.stderr'}"
+                    ) from None
+                time.sleep(0.05)
+        raise DaemonUnavailable(f"the daemon did not answer within {_START_TIMEOUT_SEC:.0f}s")
+
+
+def _connect(path: Path) -> socket.socket:
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.connect(str(path))
+    except OSError:
+        connection.close()
+        raise
+    return connection
+
+
+def _spawn_daemon(state_dir: Path) -> subprocess.Popen[bytes]:
+    with open(state_dir / "daemon.stderr", "ab") as errors:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ops.cli", "serve"],
+            cwd=state_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            start_new_session=True,  # not in the client's process group: its Ctrl-C is not ours
+            close_fds=True,
+        )
+
+
+def _hello(connection: socket.socket, config: Config) -> dict[str, Any]:
+    hello = {
+        "nb": "hello",
+        "version": VERSION,
+        "cwd": os.getcwd(),
+        "roots": [str(root) for root in config.roots],
+    }
+    connection.sendall((json.dumps(hello) + "\n").encode())
+    line = _read_line(connection)
+    return json.loads(line)
+
+
+def _read_line(connection: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = connection.recv(1)
+        if not chunk:
+            raise DaemonUnavailable("the daemon closed the connection during the hello")
+        data += chunk
+    return data
+
+
+def _relay(connection: socket.socket, stdin: BinaryIO, stdout: BinaryIO) -> None:
+    def upstream() -> None:
+        try:
+            while chunk := os.read(stdin.fileno(), 1 << 16):
+                connection.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_WR)  # the client is gone: end the session
+
+    threading.Thread(target=upstream, name="stdin-to-daemon", daemon=True).start()
+    try:
+        while chunk := connection.recv(1 << 16):
+            stdout.write(chunk)
+            stdout.flush()
+    except (OSError, ValueError):
+        pass
+    finally:
+        connection.close()
+
+
+def _refuse(stdin: BinaryIO, stdout: BinaryIO, reason: str) -> int:
+    """Answer the client's first request with an error it will show, then exit."""
+    print(f"nb mcp: {reason}", file=sys.stderr)
+    line = stdin.readline()
+    try:
+        request = json.loads(line) if line else {}
+    except ValueError:
+        request = {}
+    if isinstance(request, dict) and "id" in request:
+        error = {
+            "jsonrpc": "2.0",
+            "id": request["id"],
+            "error": {"code": -32000, "message": reason},
+        }
+        stdout.write((json.dumps(error) + "\n").encode())
+        stdout.flush()
+    return 1

@@ -1,0 +1,97 @@
+"""`nb serve`: the per-user daemon that owns the tree, so long runs outlive MCP sessions.
+
+One daemon per user (per state dir): it holds an exclusive lock for its lifetime, records
+itself in `daemon.json`, takes over the kernels a killed daemon left running, and serves fronts
+on a Unix socket in the state dir until `nb stop`, a signal, or NB_DAEMON_IDLE_SEC with no front
+and nothing running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from supervisor import statedir
+from supervisor.config import Config
+
+
+def serve(config: Config) -> int:
+    import anyio
+
+    from mcp_front.socket_server import serve as serve_socket
+    from supervisor.facade import VERSION, Facade
+
+    state_dir = statedir.ensure(config.state_dir)
+    lock = _lock(state_dir / "daemon.lock")
+    if lock is None:
+        running = statedir.daemon_record(state_dir)
+        print(
+            f"nb serve: a daemon is already running (pid {running and running['pid']})",
+            file=sys.stderr,
+        )
+        return 1
+    if not os.environ.get("NB_MCP_LOG_PATH"):
+        # One daemon serves many projects: its event log lives with it, not in one project.
+        config = replace(config, log_path=state_dir / "events.log")
+    socket_path = statedir.daemon_socket(state_dir)
+    facade = Facade(config, mode="daemon", cwd=state_dir)
+    facade.start()
+    reason = "crashed"
+    record = state_dir / "daemon.json"
+    try:
+        facade.take_over_kernels()
+        statedir.write_record(
+            record,
+            {
+                "pid": os.getpid(),
+                "start_ticks": statedir.process_start_ticks(os.getpid()),
+                "version": VERSION,
+                "socket": str(socket_path),
+                "started_at": time.time(),
+                "log_path": str(config.log_path),
+            },
+        )
+        reason = anyio.run(serve_socket, facade, socket_path, daemon_idle_sec())
+    except BaseException as error:
+        facade.report_unhandled(error, "nb serve")
+        raise
+    finally:
+        facade.stop(reason)
+        statedir.remove(record)
+        statedir.remove(socket_path)
+        os.close(lock)
+    return 0
+
+
+def daemon_idle_sec() -> float:
+    raw = os.environ.get("NB_DAEMON_IDLE_SEC", "").strip()
+    try:
+        return float(raw) if raw else 900.0
+    except ValueError:
+        raise SystemExit(f"nb serve: NB_DAEMON_IDLE_SEC={raw!r} is not a number") from None
+
+
+def _lock(path: Path) -> int | None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+@contextlib.contextmanager
+def starting_lock(state_dir: Path):
+    """Held while a front starts a daemon, so two fronts never start two."""
+    fd = os.open(state_dir / "daemon.start.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
