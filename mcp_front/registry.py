@@ -93,9 +93,12 @@ class Tools:
                 facade.report_unhandled(crash, f"tool {fn.__name__}")
                 raise ToolError(f"{error} (the event log has the traceback)") from None
             finally:
+                # sync: the log is FIFO, so every event this call caused is on disk before its
+                # reply leaves (a reader of the log never sees the reply before the events).
                 emit(
                     "tool.completed",
                     f"{fn.__name__} " + ("ok" if error is None else f"failed: {error}"),
+                    sync=True,
                     level="info" if error is None else "warning",
                     tool=fn.__name__,
                     ok=error is None,

@@ -134,7 +134,10 @@ def test_a_person_editing_the_file_while_output_streams_keeps_both(harness, tmp_
     assert "".join(saved["cells"][0]["source"]) == "# Notes added by hand"
     assert "".join(saved["cells"][3]["source"]) == "c = 30  # edited by hand"
     assert stdout_of(path, running) == "epoch 1\nepoch 2\n"
-    assert events_named(h.events(), "writer.external_change_merged")
+    wait_for(
+        lambda: events_named(h.events(), "writer.external_change_merged"),
+        what="writer.external_change_merged",
+    )
 
 
 def test_deleting_the_running_cell_by_hand_drops_its_output_with_an_event_not_a_crash(
@@ -155,8 +158,10 @@ def test_deleting_the_running_cell_by_hand_drops_its_output_with_an_event_not_a_
     assert outputs.index is None and outputs.outputs[0]["text"] == "epoch 1\n"
     notices = h.writer.take_notices().get()
     assert any("deleted from the file while it ran" in notice for notice in notices)
-    dropped = events_named(h.events(), "writer.output_dropped")
-    assert dropped and dropped[0]["cell_id"] == running
+    dropped = wait_for(
+        lambda: events_named(h.events(), "writer.output_dropped"), what="writer.output_dropped"
+    )
+    assert dropped[0]["cell_id"] == running
     assert h.writer.stats().get().writes > 0  # still alive and writing
 
 
@@ -174,7 +179,9 @@ def test_a_half_saved_file_is_never_overwritten_and_is_merged_once_valid(harness
     assert any("not a valid notebook" in n for n in h.writer.take_notices().get())
     path.write_text(good)
     wait_for(lambda: "epoch 1" in stdout_of(path, cell), timeout=15, what="the retried write")
-    assert events_named(h.events(), "writer.flush_recovered")
+    wait_for(
+        lambda: events_named(h.events(), "writer.flush_recovered"), what="writer.flush_recovered"
+    )
 
 
 def test_an_edit_that_could_not_be_written_is_replayed_on_the_persons_version(
