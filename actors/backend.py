@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import zmq
 from jupyter_client import KernelManager
 from jupyter_client.client import KernelClient
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -77,8 +78,13 @@ class KernelBackend(Protocol):
     limits: Limits
 
 
+_FOUND_KERNELSPECS: set[str] = set()
+
+
 def check_kernel_name(name: str) -> None:
     """Raise KernelStartError, listing what exists, if no kernelspec has this name."""
+    if name in _FOUND_KERNELSPECS:
+        return  # found before; scanning the kernelspec folders on every job costs 0.6 ms
     manager = KernelSpecManager()
     try:
         manager.get_kernel_spec(name)
@@ -87,6 +93,7 @@ def check_kernel_name(name: str) -> None:
         raise KernelStartError(
             f"no kernel named {name!r} (installed kernelspecs: {available})"
         ) from None
+    _FOUND_KERNELSPECS.add(name)
 
 
 # A Unix socket path is at most 107 bytes; deeper state dirs put the sockets in a short,
@@ -133,7 +140,9 @@ class LocalBackend:
         self._record_data: dict[str, Any] = {}
         # ipc: the kernel's sockets are files in a 0700 folder, so no other local user can
         # subscribe to its outputs or send it code (on TCP loopback anyone on the machine can).
-        self._km = KernelManager(kernel_name=kernel_name, transport=transport)
+        self._km = KernelManager(
+            kernel_name=kernel_name, transport=transport, context=zmq.Context.instance()
+        )
         # Connection files live in our state dir, so `nb cleanup` can tell our kernels apart
         # from the user's other Jupyter or VS Code kernels.
         self._km.connection_file = str(state_dir / "runtime" / f"kernel-{self._id}.json")
@@ -325,7 +334,7 @@ def _remove_kernel_files(info: dict[str, Any], connection_file: Path, record: Pa
 def heartbeat_answers(info: dict[str, Any], timeout: float = 3.0) -> bool:
     """Whether the kernel behind `info` answers a heartbeat ping: silent, and answered even
     while a cell runs (the kernel's heartbeat has its own thread)."""
-    client = KernelClient()
+    client = KernelClient(context=zmq.Context.instance())
     client.load_connection_info(info)
     socket = client.connect_hb()
     try:

@@ -57,7 +57,8 @@ class ChannelPump:
         hb_interval: float = 1.0,
         hb_timeout: float = 3.0,
     ) -> None:
-        self._client = KernelClient()
+        # One process-wide zmq context: each context of its own costs two I/O threads.
+        self._client = KernelClient(context=zmq.Context.instance())
         self._client.load_connection_info(connection_info)
         self.session = self._client.session
         self._actor = actor

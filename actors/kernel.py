@@ -49,7 +49,8 @@ _TICK = 0.1
 _PROBE_EVERY = 0.5
 _INTERRUPT_GRACE = 5.0
 _PROGRESS_TO_JOB = 0.5
-_IDLE_GRACE = 1.0  # after execute_reply, how long the idle on iopub may lag behind
+_IDLE_GRACE = 1.0
+_RECORD_AFTER = 1.0  # after execute_reply, how long the idle on iopub may lag behind
 
 
 class KernelDied(Exception):
@@ -156,6 +157,7 @@ class Execution:
     probe_answered_at: float | None = None
     replied_at: float | None = None  # when the shell's execute_reply came
     last_iopub: float = 0.0  # when iopub last delivered a message of this execution
+    recorded: bool = False  # noted in the kernel's record, for a daemon that takes over
 
 
 @dataclass
@@ -535,15 +537,6 @@ class KernelActor(SupervisedActor):
         if execution.timeout:
             execution.deadline = now + execution.timeout
         slot.recent_cells[execution.msg_id] = execution.cell_id
-        if execution.to_writer and slot.backend is not None:
-            slot.backend.record_execution(
-                {
-                    "job_id": execution.job_id,
-                    "cell_id": execution.cell_id,
-                    "msg_id": execution.msg_id,
-                    "started_at": time.time(),
-                }
-            )
         while len(slot.recent_cells) > 32:
             slot.recent_cells.popitem(last=False)
         slot.state = "busy"
@@ -669,7 +662,7 @@ class KernelActor(SupervisedActor):
     ) -> None:
         slot = self._slot
         slot.execution = None
-        if slot.backend is not None and execution.to_writer:
+        if slot.backend is not None and execution.recorded:
             slot.backend.record_execution(None)
         duration = time.monotonic() - execution.started_mono if execution.started_mono else 0.0
         self._progress_to_job(execution)
@@ -740,6 +733,7 @@ class KernelActor(SupervisedActor):
         if execution is None or execution.msg_id is None:
             return
         self._check_deadline(execution, now)
+        self._record_long_cell(execution, now)
         self._report_progress(execution, now)
         self._check_recovery(execution, now)
         if slot.execution is execution:
@@ -832,6 +826,24 @@ class KernelActor(SupervisedActor):
                 running_sec=running,
                 silent_sec=silent,
             )
+
+    def _record_long_cell(self, execution: Execution, now: float) -> None:
+        # Only a cell still running after a second is worth a state-dir write: that is what a
+        # daemon taking over a killed one's kernel needs, and it keeps short cells cheap.
+        slot = self._slot
+        if execution.recorded or not execution.to_writer or slot.backend is None:
+            return
+        if now - execution.started_mono < _RECORD_AFTER:
+            return
+        execution.recorded = True
+        slot.backend.record_execution(
+            {
+                "job_id": execution.job_id,
+                "cell_id": execution.cell_id,
+                "msg_id": execution.msg_id,
+                "started_at": time.time() - (now - execution.started_mono),
+            }
+        )
 
     def _check_lost_idle(self, execution: Execution, now: float) -> None:
         if execution.replied_at is None:

@@ -495,6 +495,21 @@ def error_marker(finished: float, duration: float, detail: str = "") -> Notebook
     return marker(f"✗ Error at {clock(finished)} · ran {format_duration(duration)}{suffix}")
 
 
+def footer(status: str, finished: float, duration: float, ename: str | None = None) -> NotebookNode:
+    """The marker a finished cell ends with, by how it ended."""
+    ran = format_duration(duration)
+    if status == "ok":
+        return done_marker(finished, duration)
+    if status == "timeout":
+        return marker(
+            f"⏱ Timed out at {clock(finished)} · ran {ran} (wall-clock timeout); "
+            "the kernel was interrupted"
+        )
+    if status == "died":
+        return marker(f"✗ Kernel died at {clock(finished)} · ran {ran}")
+    return error_marker(finished, duration, ename or "")
+
+
 def skipped_marker(reason: str = "earlier cell errored") -> NotebookNode:
     return marker(f"⊘ Skipped ({reason})")
 

@@ -99,7 +99,11 @@ class CellOutputs:
 
 
 class _FlushDue:
-    pass
+    """The streaming flush interval is over (from the timer)."""
+
+
+class _WriteNow:
+    """Told to ourselves: write once the messages already queued are handled."""
 
 
 class WriterActor(SupervisedActor):
@@ -131,6 +135,7 @@ class WriterActor(SupervisedActor):
         self._blocked_reason: str | None = None
         self._writes = 0
         self._failed_writes = 0
+        self._write_queued = False
         self._last_error = ""
 
     # ------------------------------------------------------------ lifecycle
@@ -153,7 +158,22 @@ class WriterActor(SupervisedActor):
             if self._dirty:
                 self._write()
             return None
+        if isinstance(message, _WriteNow):
+            self._write_queued = False
+            if self._dirty:
+                self._write()
+            return None
         return super().on_receive(message)
+
+    def _write_soon(self) -> None:
+        """Write at the end of the current burst of messages.
+
+        A cell's end and the next cell's start arrive back to back: the message this tells
+        ourselves queues behind them, so both land in one write instead of two.
+        """
+        if not self._write_queued:
+            self._write_queued = True
+            self.actor_ref.tell(_WriteNow())
 
     # ------------------------------------------------------------ requests from tools (asks)
 
@@ -210,11 +230,21 @@ class WriterActor(SupervisedActor):
             notices.append(self._failure_notice())
         return notices
 
+    def flush(self) -> WriterStats:
+        """Write now if anything is waiting to be written; return the stats after."""
+        if self._dirty and self._doc is not None:
+            self._write()
+        return self.stats()
+
     def stats(self) -> WriterStats:
         failing = None if self._failing_since is None else time.monotonic() - self._failing_since
         return WriterStats(self._writes, self._failed_writes, failing, self._dirty)
 
     def outputs_of_cells(self, cell_ids: list[str]) -> list[CellOutputs]:
+        """The cells' outputs for a job's reply; the file is written first, so a reply about
+        a finished job never precedes the file showing it."""
+        if self._dirty:
+            self._write()
         self._compose_live()
         result = []
         for cell_id in cell_ids:
@@ -232,7 +262,7 @@ class WriterActor(SupervisedActor):
 
     def mark_queued(self, job_id: str, cell_ids: list[str], at: float) -> None:
         self._mark_queued(job_id, cell_ids, at, first=1, total=len(cell_ids))
-        self._write()
+        self._write_soon()
 
     def _mark_queued(
         self, job_id: str, cell_ids: list[str], at: float, first: int, total: int
@@ -265,7 +295,7 @@ class WriterActor(SupervisedActor):
         self._live[cell_id] = _LiveCell(marker=nb.running_marker(position, of, at))
         self._dirty_cells.add(cell_id)
         self._dirty = True
-        self._write()
+        self._write_soon()
 
     def resume_cell(self, cell_id: str, note: NotebookNode) -> None:
         """A cell that kept running while nb's daemon was replaced becomes live again.
@@ -288,7 +318,7 @@ class WriterActor(SupervisedActor):
         )
         self._dirty_cells.add(cell_id)
         self._dirty = True
-        self._write()
+        self._write_soon()
 
     def cell_message(self, cell_id: str, msg_type: str, content: dict[str, Any]) -> None:
         applied = self._builder.apply(cell_id, msg_type, content)
@@ -318,7 +348,7 @@ class WriterActor(SupervisedActor):
             cell["execution_count"] = count
             self._dirty_cells.add(cell_id)
         self._dirty = True
-        self._write()
+        self._write_soon()
 
     def mark_skipped(self, cell_ids: list[str], reason: str) -> None:
         if self._doc is None:
@@ -331,7 +361,7 @@ class WriterActor(SupervisedActor):
             cell["outputs"] = [nb.skipped_marker(reason), *nb.without_markers(cell["outputs"])]
             self._dirty_cells.add(cell_id)
         self._dirty = True
-        self._write()
+        self._write_soon()
 
     def add_output(self, cell_id: str, output: dict[str, Any]) -> None:
         """Append an output nb made itself (e.g. the kernel-died error) to a running cell."""

@@ -49,6 +49,7 @@ def register(tools: Tools) -> None:
         future = facade.job_future(job_id)
         snapshot = await waiting.wait_for(facade, job_id, future, wait.seconds, ctx)
         if snapshot is None:
+            await run(facade.remember_job, job_id)  # the agent is about to run nb watch
             snapshot = await run(facade.job, job_id)
             notes = notes + await run(facade.notices_for, snapshot.notebook)
             return job_replies.pending(snapshot, wait.seconds, wait.note, notes)
@@ -188,6 +189,8 @@ def register(tools: Tools) -> None:
             if snapshot is not None:
                 return await reply(ctx, job_id, waiting.Bound(0.0, wait.note), [])
         snapshot = await run(facade.job, job_id)
+        if not snapshot.done:
+            await run(facade.remember_job, job_id)
         return job_replies.table(snapshot)
 
     @tools.tool

@@ -93,6 +93,7 @@ def candidate_logs(job_id: str, notebook: str | None, explicit: str | None) -> l
     if os.environ.get("NB_MCP_LOG_PATH"):
         found.append(Path(os.environ["NB_MCP_LOG_PATH"]))
     found.append(Path.cwd() / ".nb_mcp.log")
+    found.append(state_dir / "events.log")  # the daemon's log
     if notebook:
         folder = Path(notebook).expanduser().absolute().parent
         found += [parent / ".nb_mcp.log" for parent in [folder, *folder.parents]]

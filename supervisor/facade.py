@@ -105,11 +105,12 @@ class _Notebook:
     def __init__(self, path: Path, supervisor: pykka.ActorRef, refs: NotebookRefs) -> None:
         self.path = path
         self.supervisor = supervisor
+        self.supervisor_proxy = supervisor.proxy()  # built once: proxies are costly to build
         self.refs = refs
 
-    def child(self, role: str) -> pykka.ActorRef:
+    def writer(self) -> Any:
         try:
-            return self.refs.get(role)
+            return self.refs.writer()
         except NotRunning as error:
             raise NbError(f"{error} (see the event log)") from None
 
@@ -121,6 +122,7 @@ class Facade:
         self.cwd = cwd or Path.cwd()
         self.default_scope = Scope(self.cwd, config.roots)
         self._root: pykka.ActorRef | None = None
+        self._root_proxy: Any = None
         self._notebooks: dict[Path, _Notebook] = {}
         self._lock = threading.Lock()
         self._started_at = time.monotonic()
@@ -152,6 +154,7 @@ class Facade:
             emit=emit,
             on_give_up=lambda error: self._report_unhandled(error, "root supervisor"),
         )
+        self._root_proxy = self._root.proxy()
         self._record = statedir.ServerRecord(
             pid=os.getpid(),
             start_ticks=statedir.process_start_ticks(os.getpid()),
@@ -189,7 +192,7 @@ class Facade:
                 return
             self._stopped = True
             notebooks = list(self._notebooks.values())
-        root = self._root.proxy()
+        root = self._root_proxy
         for notebook in reversed(notebooks):
             try:
                 root.terminate_child(f"notebook:{notebook.path}").get(timeout=_ASK_TIMEOUT)
@@ -308,14 +311,14 @@ class Facade:
             notices.extend(edited.notices)
             index, cell_id = None, edited.cell_id
         notebook, writer, _ = self._open(path, scope=scope)
-        cell_ids = (
-            ()
-            if kind == "run_scratch"
-            else tuple(
-                self._ask(writer.query(lambda doc: _select(doc, kind, index, cell_id, start, end)))
-            )
-        )
-        name = self._kernel_name(notebook, writer, kernel_name)
+
+        def plan(doc: Any) -> tuple[list[str], str | None]:
+            cells = [] if kind == "run_scratch" else _select(doc, kind, index, cell_id, start, end)
+            return cells, _metadata_kernel(doc)
+
+        selected, in_metadata = self._ask(writer.query(plan))
+        cell_ids = tuple(selected)
+        name = self._kernel_name(notebook, kernel_name, in_metadata)
         job_id = f"j-{uuid.uuid4().hex[:8]}"
         future: Future[JobSnapshot] = Future()
         spec = JobSpec(
@@ -335,7 +338,6 @@ class Facade:
                 if cell_ids
                 else "scratch code"
             ),
-            sync=True,
             job_id=job_id,
             notebook=str(notebook.path),
             kind=kind,
@@ -343,7 +345,6 @@ class Facade:
             cell_ids=list(cell_ids),
             timeout_sec=float(deadline),
         )
-        statedir.record_job(self.config.state_dir, job_id, self.config.log_path, notebook.path)
         with self._lock:
             self._jobs[job_id] = (notebook, future)
             while len(self._jobs) > 500:
@@ -356,12 +357,15 @@ class Facade:
             shutdown_timeout=20.0,
         )
         try:
-            notebook.supervisor.proxy().start_child(child).get(timeout=_ASK_TIMEOUT)
+            notebook.supervisor_proxy.start_child(child).get(timeout=_ASK_TIMEOUT)
         except Exception as error:
             raise NbError(f"could not start the job: {error}") from error
-        return Submitted(
-            job_id, notebook.path, kind, cell_ids, future, notices + self._notices(writer)
-        )
+        return Submitted(job_id, notebook.path, kind, cell_ids, future, notices)
+
+    def remember_job(self, job_id: str) -> None:
+        """Record where the job's events go, for `nb watch` in another process."""
+        notebook, _ = self._job_entry(job_id)
+        statedir.record_job(self.config.state_dir, job_id, self.config.log_path, notebook.path)
 
     def job(self, job_id: str) -> JobSnapshot:
         """The job's state now: live from its actor, or its final snapshot."""
@@ -369,7 +373,7 @@ class Facade:
         if future.done():
             return future.result()
         try:
-            ref = notebook.supervisor.proxy().which_child(f"job:{job_id}").get(timeout=_ASK_TIMEOUT)
+            ref = notebook.supervisor_proxy.which_child(f"job:{job_id}").get(timeout=_ASK_TIMEOUT)
             if ref is not None:
                 return ref.proxy().snapshot().get(timeout=_ASK_TIMEOUT)
         except (pykka.ActorDeadError, pykka.Timeout):
@@ -547,14 +551,16 @@ class Facade:
             raise NbError(str(error)) from None
         return self._ask(call(kernel))
 
-    def _kernel_name(self, notebook: _Notebook, writer: Any, requested: str | None) -> str:
+    def _kernel_name(
+        self, notebook: _Notebook, requested: str | None, in_metadata: str | None
+    ) -> str:
         try:
             info: KernelInfo | None = notebook.refs.kernel().info().get(timeout=_ASK_TIMEOUT)
         except (NotRunning, pykka.ActorDeadError, pykka.Timeout):
             info = None
         running = info.kernel_name if info and info.state not in ("none", "dead") else None
         # Nothing asked for, nothing in the metadata: whatever kernel runs is the one.
-        name = requested or self._ask(writer.query(_metadata_kernel)) or running or "python3"
+        name = requested or in_metadata or running or "python3"
         self._check_kernel(name)
         if info is None:
             return name
@@ -614,7 +620,7 @@ class Facade:
                 "insert_cell creates a notebook)"
             )
         notebook = self._subtree(resolved)
-        writer = notebook.child("writer").proxy()
+        writer = notebook.writer()
         opened = self._ask(writer.open(create))
         return notebook, writer, opened.created
 
@@ -628,7 +634,7 @@ class Facade:
             refs = NotebookRefs(path)
             spec = notebook_spec(path, refs, self.config, kernel)
             try:
-                ref = self._root.proxy().start_child(spec).get(timeout=_ASK_TIMEOUT)
+                ref = self._root_proxy.start_child(spec).get(timeout=_ASK_TIMEOUT)
             except Exception as error:
                 raise NbError(f"could not open {path}: {error}") from error
             notebook = _Notebook(path, ref, refs)

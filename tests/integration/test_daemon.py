@@ -49,6 +49,16 @@ def _record(state: Path) -> dict | None:
         return None
 
 
+def _in_flight(state: Path) -> bool:
+    for record in (state / "kernels").glob("*.json"):
+        try:
+            if json.loads(record.read_text()).get("in_flight"):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 def my_children(fragment: str) -> list[int]:
     """Pids of this test process's children whose command line holds `fragment`."""
     found = []
@@ -242,6 +252,9 @@ def test_a_killed_daemon_is_replaced_and_the_new_one_takes_over_the_running_kern
         timeout=30,
         what="the cell's first output",
     )
+    # The kernel's record names the cell in flight once it has run a second (short cells
+    # are not worth a write); that record is what lets the next daemon resume it.
+    wait_for(lambda: _in_flight(state), timeout=30, what="the in-flight cell in the record")
     old_daemon = daemon_pid(state)
     (kernel_pid,) = [
         e["kernel_pid"]

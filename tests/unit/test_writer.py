@@ -98,6 +98,7 @@ def test_the_running_marker_is_pinned_on_top_and_replaced_by_the_footer(harness,
     h = harness(path)
     h.writer.open().get()
     h.writer.cell_started(cell, 2, 5, time.time()).get()
+    h.writer.flush().get()
     outputs = load(path)["cells"][0]["outputs"]
     assert len(outputs) == 1 and "▶ Running (2/5, started" in "".join(outputs[0]["text"])
     h.stream(cell, "epoch 1\n")
@@ -105,6 +106,7 @@ def test_the_running_marker_is_pinned_on_top_and_replaced_by_the_footer(harness,
     outputs = load(path)["cells"][0]["outputs"]
     assert "▶ Running" in "".join(outputs[0]["text"])
     h.writer.cell_finished(cell, nb.done_marker(time.time(), 2.5), 7).get()
+    h.writer.flush().get()
     saved = load(path)["cells"][0]
     assert saved["execution_count"] == 7
     assert [o["name"] for o in saved["outputs"]] == ["stdout", "stderr"]
@@ -117,6 +119,7 @@ def test_a_person_editing_the_file_while_output_streams_keeps_both(harness, tmp_
     h = harness(path, flush_interval=0.2)
     h.writer.open().get()
     h.writer.cell_started(running, 1, 1, time.time()).get()
+    h.writer.flush().get()
     h.stream(running, "epoch 1\n")
     wait_for(lambda: "epoch 1" in stdout_of(path, running), what="first output on disk")
     by_hand = nbformat.read(path, as_version=4)
@@ -129,6 +132,7 @@ def test_a_person_editing_the_file_while_output_streams_keeps_both(harness, tmp_
     nbformat.write(by_hand, path)
     h.stream(running, "epoch 2\n")
     h.writer.cell_finished(running, nb.done_marker(time.time(), 1.0)).get()
+    h.writer.flush().get()
     saved = load(path)
     assert [cell["id"] for cell in saved["cells"]][1:] == [running, first, last]
     assert "".join(saved["cells"][0]["source"]) == "# Notes added by hand"
@@ -148,11 +152,13 @@ def test_deleting_the_running_cell_by_hand_drops_its_output_with_an_event_not_a_
     h = harness(path)
     h.writer.open().get()
     h.writer.cell_started(running, 1, 1, time.time()).get()
+    h.writer.flush().get()
     by_hand = nbformat.read(path, as_version=4)
     del by_hand.cells[1]
     nbformat.write(by_hand, path)
     h.stream(running, "epoch 1\n")
     h.writer.cell_finished(running, nb.done_marker(time.time(), 1.0)).get()
+    h.writer.flush().get()
     assert [cell["id"] for cell in load(path)["cells"]] == [keep]
     (outputs,) = h.writer.outputs_of_cells([running]).get()
     assert outputs.index is None and outputs.outputs[0]["text"] == "epoch 1\n"
@@ -171,6 +177,7 @@ def test_a_half_saved_file_is_never_overwritten_and_is_merged_once_valid(harness
     h = harness(path, flush_interval=0.05)
     h.writer.open().get()
     h.writer.cell_started(cell, 1, 1, time.time()).get()
+    h.writer.flush().get()
     good = path.read_text()
     path.write_text(good[: len(good) // 2])  # an editor in the middle of saving
     h.stream(cell, "epoch 1\n")
@@ -212,6 +219,7 @@ def test_the_cells_queued_behind_a_running_one_are_numbered_within_their_job(har
     h = harness(path)
     h.writer.open().get()
     h.writer.cell_started(first, 1, 3, time.time(), [second, third], "j-0000abcd").get()
+    h.writer.flush().get()
     markers = ["".join(cell["outputs"][0]["text"]) for cell in load(path)["cells"]]
     assert "▶ Running (1/3," in markers[0]
     assert "⏳ Queued (2/3, job j-0000abcd" in markers[1]
