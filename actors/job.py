@@ -285,6 +285,7 @@ class JobActor(SupervisedActor):
                 done.cell_id,
                 nb.footer(done.status, finished, done.duration, done.ename),
                 done.execution_count,
+                self._spec.job_id,
             )
         self._emit_finished(position)
         if done.status == "ok":

@@ -685,7 +685,9 @@ class KernelActor(SupervisedActor):
         """End a cell resumed from an earlier daemon: no job is left to do it."""
         footer = nb.footer(done.status, time.time(), done.duration, done.ename)
         with contextlib.suppress(NotRunning):
-            self._refs.writer().cell_finished(done.cell_id, footer, done.execution_count)
+            self._refs.writer().cell_finished(
+                done.cell_id, footer, done.execution_count, execution.job_id
+            )
         emit(
             "cell.finished",
             f"resumed cell {done.cell_id} {done.status}",

@@ -63,14 +63,26 @@ def parse(text: str) -> tuple[NotebookNode, Upgrade]:
             f"nbformat {data.get('nbformat')!r} is not supported: nb reads nbformat 4 "
             "(convert it with `jupyter nbconvert --to notebook`)"
         )
-    if not all(isinstance(cell, dict) for cell in data["cells"]):
-        raise NotebookError("the file is not a valid notebook: a cell is not a JSON object")
+    for position, cell in enumerate(data["cells"]):
+        if not isinstance(cell, dict):
+            raise NotebookError("the file is not a valid notebook: a cell is not a JSON object")
+        if not isinstance(cell.get("cell_type"), str):
+            raise NotebookError(
+                f"the file is not a valid notebook: cell {position} has no cell_type string; "
+                "it was left untouched"
+            )
     minor = data.get("nbformat_minor", 0)
     if not isinstance(minor, int) or isinstance(minor, bool):
         raise NotebookError(f"the file is not a valid notebook: nbformat_minor is {minor!r}")
     upgrade = _assign_ids(data, minor)
     try:
         nbformat.validate(data)
+    except (TypeError, KeyError, AttributeError) as error:
+        # nbformat's error formatting itself can trip over shapes it does not expect.
+        raise NotebookError(
+            f"the file is not a valid notebook ({type(error).__name__}: {error}); "
+            "it was left untouched"
+        ) from None
     except nbformat.ValidationError as error:
         where = "/".join(str(part) for part in error.absolute_path) or "top level"
         raise NotebookError(

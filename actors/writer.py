@@ -16,8 +16,8 @@ import contextlib
 import errno
 import hashlib
 import os
-import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from nbformat import NotebookNode
 
+from actors import atomic
 from actors import notebook as nb
 from actors.log import emit
 from actors.outputs import OutputBuilder
@@ -34,15 +35,8 @@ from supervisor.tree import SupervisedActor, Supervision
 
 T = TypeVar("T")
 _RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
+_MAX_MERGE_ROUNDS = 5
+_RUNS_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -72,6 +66,7 @@ class EditResult:
     written: bool
     write_error: str | None
     detail: str = ""
+    created: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +121,7 @@ class WriterActor(SupervisedActor):
         self._dirty = False
         self._live: dict[str, _LiveCell] = {}
         self._dropped: dict[str, list[Any]] = {}
+        self._runs: OrderedDict[tuple[str, str], tuple[list[Any], int | None]] = OrderedDict()
         self._builder = OutputBuilder(self._outputs_of)
         self._notices: list[str] = []
         self._last_write = 0.0
@@ -196,16 +192,27 @@ class WriterActor(SupervisedActor):
 
     def edit(self, op: nb.Op, create: bool = False) -> EditResult:
         """Apply one edit and write the file before replying."""
-        self.open(create=create)
+        created = self.open(create=create).created
         assert self._doc is not None
         self._compose_live()
-        index = op.apply(self._doc)  # raises before changing anything
+        try:
+            index = op.apply(self._doc)  # raises before changing anything
+        except nb.NotebookError:
+            if created:
+                self._doc = None  # a refused edit creates no file
+            raise
         self._pending_ops.append(op)
         self._dirty = True
         cell_id = op.subject_id
         if isinstance(op, nb.ClearOutputs):
             self._forget_outputs(None if op.every_cell else op.cell_id)
         error = self._write()
+        if created:
+            if error is not None:
+                self._doc, self._dirty = None, False
+                self._pending_ops.clear()
+                raise nb.NotebookError(f"cannot create {self.path}: {error}")
+            emit("notebook.created", f"created {self.path.name}", notebook=str(self.path))
         emit(
             "notebook.edited",
             f"{op.name} on {self.path.name}" + (f" (not written yet: {error})" if error else ""),
@@ -221,6 +228,7 @@ class WriterActor(SupervisedActor):
             written=error is None,
             write_error=error,
             detail=op.describe(),
+            created=created,
         )
 
     def take_notices(self) -> list[str]:
@@ -240,7 +248,7 @@ class WriterActor(SupervisedActor):
         failing = None if self._failing_since is None else time.monotonic() - self._failing_since
         return WriterStats(self._writes, self._failed_writes, failing, self._dirty)
 
-    def outputs_of_cells(self, cell_ids: list[str]) -> list[CellOutputs]:
+    def outputs_of_cells(self, cell_ids: list[str], job_id: str = "") -> list[CellOutputs]:
         """The cells' outputs for a job's reply; the file is written first, so a reply about
         a finished job never precedes the file showing it."""
         if self._dirty:
@@ -249,7 +257,10 @@ class WriterActor(SupervisedActor):
         result = []
         for cell_id in cell_ids:
             index = None if self._doc is None else nb.index_of(self._doc, cell_id)
-            if index is not None and self._doc is not None:
+            run = self._runs.get((job_id, cell_id)) if job_id else None
+            if run is not None:
+                outputs, count = nb.without_markers(run[0]), run[1]
+            elif index is not None and self._doc is not None:
                 cell = self._doc.cells[index]
                 outputs = nb.without_markers(cell.get("outputs", []))
                 count = cell.get("execution_count")
@@ -331,7 +342,11 @@ class WriterActor(SupervisedActor):
             self._schedule_flush()
 
     def cell_finished(
-        self, cell_id: str, footer: NotebookNode, execution_count: int | None = None
+        self,
+        cell_id: str,
+        footer: NotebookNode,
+        execution_count: int | None = None,
+        job_id: str = "",
     ) -> None:
         live = self._live.pop(cell_id, None)
         outputs = [] if live is None else live.outputs
@@ -340,9 +355,17 @@ class WriterActor(SupervisedActor):
             if live is None or live.execution_count is None
             else (live.execution_count)
         )
+        # This run's outputs, for its job's reply: the next job may run the cell again before
+        # the reply is read. The list is kept, not copied: no one changes it after this.
+        self._runs[(job_id, cell_id)] = (outputs, count)
+        while len(self._runs) > _RUNS_KEPT:
+            self._runs.popitem(last=False)
         cell = None if self._doc is None else nb.cell_by_id(self._doc, cell_id)
         if cell is None:
-            self._drop(cell_id, outputs, "the cell was deleted while it ran")
+            if live is not None and live.dropped:
+                self._dropped[cell_id] = outputs  # already reported while it ran
+            else:
+                self._drop(cell_id, outputs, "the cell was deleted while it ran")
         else:
             cell["outputs"] = [*outputs, footer]
             cell["execution_count"] = count
@@ -431,14 +454,8 @@ class WriterActor(SupervisedActor):
         except FileNotFoundError:
             if not create:
                 raise nb.NotebookError(f"no notebook at {self.path}") from None
+            # In memory only: the edit that asked for it writes it, if the edit is valid.
             self._doc = nb.new_notebook()
-            self._dirty = True
-            error = self._write()
-            if error is not None:
-                self._doc = None
-                self._dirty = False
-                raise nb.NotebookError(f"cannot create {self.path}: {error}") from None
-            emit("notebook.created", f"created {self.path.name}", notebook=str(self.path))
             return True
         doc, upgrade = nb.parse(text)
         self._doc, self._stamp = doc, stamp
@@ -487,8 +504,7 @@ class WriterActor(SupervisedActor):
             raise nb.NotebookError(
                 f"the file is not UTF-8 text (byte {error.start}); it was left untouched"
             ) from None
-        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-        return text, _Stamp(stat.st_mtime_ns, stat.st_size, stat.st_ino, digest)
+        return text, _Stamp(stat.st_mtime_ns, stat.st_size, stat.st_ino, _digest(data))
 
     def _disk_changed(self) -> tuple[str, _Stamp] | None:
         """The file's text if someone else changed it since our last read or write."""
@@ -588,10 +604,8 @@ class WriterActor(SupervisedActor):
             self._blocked_reason = str(error)
         if self._blocked_reason is not None:
             return self._failed(OSError(self._blocked_reason), final)
-        self._compose_live()
-        data = nb.serialize(self._doc).encode()
         try:
-            self._stamp = _atomic_write(self.path, data)
+            self._replace_file()
         except OSError as error:
             return self._failed(error, final)
         self._last_write = time.monotonic()
@@ -610,6 +624,63 @@ class WriterActor(SupervisedActor):
             )
             self._notices.append(f"{self.path.name} is written to disk again")
         return None
+
+    def _replace_file(self) -> None:
+        """Write the document over the file without losing a save made meanwhile.
+
+        Between our last look at the disk and our rename, a person may save. The atomic
+        exchange leaves the file we displaced at hand: if it is not the one we last saw, it is
+        that save, so it is merged like any change on disk and we write again.
+        """
+        for _ in range(_MAX_MERGE_ROUNDS):
+            assert self._doc is not None
+            self._compose_live()
+            data = nb.serialize(self._doc).encode()
+            expected = self._stamp
+            known = (
+                None
+                if expected is None
+                else atomic.Identity(expected.inode, expected.mtime_ns, expected.size)
+            )
+            try:
+                done = atomic.replace(self.path, data, known)
+            except atomic.ChangedMeanwhile:
+                self._sync()  # a save landed while we wrote ours: take it in, then again
+                if self._blocked_reason is not None:
+                    raise OSError(errno.EAGAIN, self._blocked_reason) from None
+                continue
+            self._stamp = _Stamp(
+                done.identity.mtime_ns, done.identity.size, done.identity.inode, _digest(data)
+            )
+            if done.displaced is None:
+                return
+            with open(done.displaced, "rb") as theirs_file:
+                identity = atomic.Identity.of(os.fstat(theirs_file.fileno()))
+                if expected is None or identity == atomic.Identity(
+                    expected.inode, expected.mtime_ns, expected.size
+                ):
+                    _remove(done.displaced)
+                    return
+                # Someone saved after our last look. Put their save back first, so that a
+                # reader sees it gone for no longer than a rename; then merge it, write again.
+                restored = atomic.put_back(done.displaced, self.path)
+                displaced = theirs_file.read()
+            _remove(done.displaced)
+            saved = _Stamp(identity.mtime_ns, identity.size, identity.inode, _digest(displaced))
+            if restored:
+                self._stamp = saved
+            try:
+                theirs, _ = nb.parse(displaced.decode("utf-8"))
+            except (nb.NotebookError, UnicodeDecodeError):
+                if restored:  # a broken save is back in place: never write over it
+                    raise OSError(
+                        errno.EAGAIN,
+                        "the file on disk is not a valid notebook right now (a save in progress?)",
+                    ) from None
+                return  # it is gone and ours stands, as after a plain rename
+            self._merge(theirs, saved)
+            # ...and write again, now with their save in it.
+        raise OSError(errno.EAGAIN, "the file kept changing while nb wrote it")
 
     def _failed(self, error: OSError, final: bool) -> str:
         reason = _describe(error)
@@ -652,30 +723,10 @@ def _describe(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def _atomic_write(path: Path, data: bytes) -> _Stamp:
-    """Replace `path` with `data` so a reader sees the old file or the new one, never a part."""
-    folder = path.parent
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o666 & ~_UMASK
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".nbtmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    stat = os.stat(path)
-    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-    return _Stamp(stat.st_mtime_ns, stat.st_size, stat.st_ino, digest)
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

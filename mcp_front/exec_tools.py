@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from mcp_front import job_replies, waiting
+from mcp_front import job_replies, replies, waiting
 from mcp_front.registry import CellId, Index, NotebookPath, Tools
 from supervisor.facade import Submitted
 
@@ -191,7 +191,8 @@ def register(tools: Tools) -> None:
         snapshot = await run(facade.job, job_id)
         if not snapshot.done:
             await run(facade.remember_job, job_id)
-        return job_replies.table(snapshot)
+        notes = await run(facade.notices_for, snapshot.notebook)
+        return replies.with_notices(job_replies.table(snapshot), notes)
 
     @tools.tool
     async def status() -> str:

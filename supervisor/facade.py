@@ -305,6 +305,7 @@ class Facade:
         deadline = self.config.default_timeout_sec if timeout is None else timeout
         notices: list[str] = []
         if kind == "insert_and_exec":
+            self._precheck_kernel(path, kernel_name, scope)  # refuse before inserting anything
             edited = self.insert_cell(path, "code", source or "", index, after_cell_id, scope)
             if not edited.written:
                 notices.append(f"the new cell could not be written yet: {edited.write_error}")
@@ -362,6 +363,17 @@ class Facade:
             raise NbError(f"could not start the job: {error}") from error
         return Submitted(job_id, notebook.path, kind, cell_ids, future, notices)
 
+    def _precheck_kernel(self, path: str, requested: str | None, scope: Scope | None) -> None:
+        try:
+            exists = notebook_path(path, (scope or self.default_scope).cwd).exists()
+        except PathError as error:
+            raise NbError(str(error)) from None
+        if not exists:
+            self._check_kernel(requested or "python3")
+            return
+        notebook, writer, _ = self._open(path, scope=scope)
+        self._kernel_name(notebook, requested, self._ask(writer.query(_metadata_kernel)))
+
     def remember_job(self, job_id: str) -> None:
         """Record where the job's events go, for `nb watch` in another process."""
         notebook, _ = self._job_entry(job_id)
@@ -390,12 +402,13 @@ class Facade:
         notebook, _ = self._job_entry(snapshot.job_id)
         ids = [cell.cell_id for cell in snapshot.cells]
         try:
-            return notebook.refs.writer().outputs_of_cells(ids).get(timeout=_ASK_TIMEOUT)
+            writer = notebook.refs.writer()
+            return writer.outputs_of_cells(ids, snapshot.job_id).get(timeout=_ASK_TIMEOUT)
         except (NotRunning, pykka.ActorDeadError):
             # Its subtree stopped (nb gave up on it): a new one reads the file again.
             folder = notebook.path.parent
             _, writer, _ = self._open(str(notebook.path), scope=Scope(folder, (folder,)))
-            return self._ask(writer.outputs_of_cells(ids))
+            return self._ask(writer.outputs_of_cells(ids, snapshot.job_id))
 
     def notices_for(self, path: Path) -> list[str]:
         notebook = self._notebooks.get(path)
@@ -590,8 +603,9 @@ class Facade:
     def _edit(
         self, path: str, op: nb.Op, create: bool = False, scope: Scope | None = None
     ) -> Edited:
-        notebook, writer, created = self._open(path, create=create, scope=scope)
+        notebook, writer, _ = self._open(path, create=create, scope=scope)
         result: EditResult = self._ask(writer.edit(op, create))
+        created = result.created
         total = self._ask(writer.query(lambda doc: len(doc.cells)))
         return Edited(
             path=notebook.path,
@@ -621,6 +635,8 @@ class Facade:
             )
         notebook = self._subtree(resolved)
         writer = notebook.writer()
+        if create and not resolved.exists():
+            return notebook, writer, True  # the edit creates it, if the edit is valid
         opened = self._ask(writer.open(create))
         return notebook, writer, opened.created
 

@@ -27,11 +27,19 @@ def notebook_path(raw: str, cwd: Path, roots: Sequence[Path] = ()) -> Path:
     """
     if not isinstance(raw, str) or not raw.strip():
         raise PathError("path is empty: give the notebook's path, e.g. 'analysis.ipynb'")
+    if "\x00" in raw:
+        raise PathError("the path holds a NUL character; no file can have that name")
     given = Path(raw).expanduser()
     absolute = given if given.is_absolute() else cwd / given
     if absolute.suffix != ".ipynb":
         raise PathError(f"{raw!r} is not a notebook path: it must end in .ipynb")
-    resolved = absolute.resolve()
+    try:
+        return _checked(raw, absolute.resolve(), roots)
+    except OSError as error:  # a name too long, a loop of links, …
+        raise PathError(f"{raw!r} cannot be used as a path: {error.strerror}") from None
+
+
+def _checked(raw: str, resolved: Path, roots: Sequence[Path]) -> Path:
     if roots and not any(resolved.is_relative_to(root) for root in roots):
         allowed = ", ".join(str(root) for root in roots)
         raise PathError(
