@@ -1,7 +1,10 @@
 """Replacing a file so that no reader sees half of it and no concurrent save is lost.
 
-The new content goes to a temp file in the same folder (fsync'd), which then takes the file's
-place. Where the kernel and filesystem allow it, the two are exchanged atomically
+The new content goes to a temp file in the same folder (fsync'd, so a crash never leaves a
+file whose name points at unwritten data), which then takes the file's place. The folder is
+not fsync'd: that would only make the rename itself durable, at a few ms a write; after a
+power cut the file is the previous version or this one, never a mix (as with Jupyter's
+own save). Where the kernel and filesystem allow it, the two are exchanged atomically
 (renameat2 RENAME_EXCHANGE): the file that was displaced is still there to look at, so a save
 someone made between our last look at the disk and our rename is not silently overwritten —
 the caller sees it, merges it, and writes again. Elsewhere a plain rename is the fallback.
@@ -85,7 +88,6 @@ def replace(path: Path, data: bytes, expected: Identity | None = None) -> Replac
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    _fsync_folder(folder)
     return Replaced(identity, displaced)
 
 
@@ -116,11 +118,3 @@ def _exchange(temp: Path, path: Path) -> bool:
     if code in _NOT_SUPPORTED:  # no file there yet, or a filesystem that cannot exchange
         return False
     raise OSError(code, os.strerror(code), str(path))
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

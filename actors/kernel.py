@@ -32,6 +32,7 @@ from actors.log import emit
 from actors.outputs import last_line
 from actors.refs import NotebookRefs, NotRunning
 from actors.timers import Ticker
+from actors.writer import CellMessage
 from supervisor.tree import SupervisedActor, Supervision
 
 _OUTPUT_TYPES = frozenset(
@@ -608,7 +609,8 @@ class KernelActor(SupervisedActor):
 
     def _to_writer(self, cell_id: str, msg_type: str, content: dict[str, Any]) -> None:
         try:
-            self._refs.writer().cell_message(cell_id, msg_type, content)
+            # A plain tell: a proxy call would build a future for each of thousands of outputs.
+            self._refs.tell("writer", CellMessage(cell_id, msg_type, content))
         except Exception as error:  # the writer is restarting: say so, keep the kernel going
             emit(
                 "writer.output_dropped",

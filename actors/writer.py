@@ -17,6 +17,7 @@ import errno
 import hashlib
 import os
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,6 +94,15 @@ class CellOutputs:
     execution_count: int | None
 
 
+@dataclass(frozen=True)
+class CellMessage:
+    """An output message of the kernel for a cell (told, many a second)."""
+
+    cell_id: str
+    msg_type: str
+    content: dict[str, Any]
+
+
 class _FlushDue:
     """The streaming flush interval is over (from the timer)."""
 
@@ -153,6 +163,21 @@ class WriterActor(SupervisedActor):
             self._timer = None
             if self._dirty:
                 self._write()
+            return None
+        if isinstance(message, CellMessage):
+            try:
+                self.cell_message(message.cell_id, message.msg_type, message.content)
+            except Exception as error:  # one bad message must not cost the document
+                emit(
+                    "error.unhandled",
+                    f"could not apply a {message.msg_type} message to cell {message.cell_id}: "
+                    f"{error!r}",
+                    level="error",
+                    error=repr(error),
+                    traceback="".join(traceback.format_exception(error)),
+                    where="WriterActor.cell_message",
+                    notebook=str(self.path),
+                )
             return None
         if isinstance(message, _WriteNow):
             self._write_queued = False
@@ -248,6 +273,10 @@ class WriterActor(SupervisedActor):
         failing = None if self._failing_since is None else time.monotonic() - self._failing_since
         return WriterStats(self._writes, self._failed_writes, failing, self._dirty)
 
+    def reply_for(self, cell_ids: list[str], job_id: str) -> tuple[list[CellOutputs], list[str]]:
+        """What a finished job's reply needs from us, in one ask: its outputs, our notices."""
+        return self.outputs_of_cells(cell_ids, job_id), self.take_notices()
+
     def outputs_of_cells(self, cell_ids: list[str], job_id: str = "") -> list[CellOutputs]:
         """The cells' outputs for a job's reply; the file is written first, so a reply about
         a finished job never precedes the file showing it."""
@@ -306,7 +335,9 @@ class WriterActor(SupervisedActor):
         self._live[cell_id] = _LiveCell(marker=nb.running_marker(position, of, at))
         self._dirty_cells.add(cell_id)
         self._dirty = True
-        self._write_soon()
+        # Within one flush interval, not at once: a cell that ends sooner is written once,
+        # with its result, and one still running shows its Running marker 0.2 s in.
+        self._schedule_flush(self._flush_interval)
 
     def resume_cell(self, cell_id: str, note: NotebookNode) -> None:
         """A cell that kept running while nb's daemon was replaced becomes live again.
@@ -585,10 +616,12 @@ class WriterActor(SupervisedActor):
 
     # ------------------------------------------------------------ writing
 
-    def _schedule_flush(self) -> None:
+    def _schedule_flush(self, delay: float | None = None) -> None:
+        """Write within `delay` (default: one flush interval after the last write)."""
         if self._timer is not None or self._failing_since is not None:
             return
-        delay = max(0.0, self._last_write + self._flush_interval - time.monotonic())
+        if delay is None:
+            delay = max(0.0, self._last_write + self._flush_interval - time.monotonic())
         self._timer = Timer(delay, self.actor_ref, _FlushDue())
 
     def _write(self, final: bool = False) -> str | None:

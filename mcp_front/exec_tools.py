@@ -54,9 +54,11 @@ def register(tools: Tools) -> None:
             notes = notes + await run(facade.notices_for, snapshot.notebook)
             return job_replies.pending(snapshot, wait.seconds, wait.note, notes)
         outputs = None
-        if snapshot.kind != "run_scratch":
-            outputs = await run(facade.job_outputs, snapshot)
-        notes = notes + await run(facade.notices_for, snapshot.notebook)
+        if snapshot.kind == "run_scratch":
+            notes = notes + await run(facade.notices_for, snapshot.notebook)
+        else:
+            outputs, notices = await run(facade.job_outputs, snapshot)
+            notes = notes + notices
         if wait.note:
             notes = [wait.note, *notes]
         return job_replies.finished(

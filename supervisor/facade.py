@@ -311,7 +311,8 @@ class Facade:
                 notices.append(f"the new cell could not be written yet: {edited.write_error}")
             notices.extend(edited.notices)
             index, cell_id = None, edited.cell_id
-        notebook, writer, _ = self._open(path, scope=scope)
+        # The planning query opens the notebook itself: no separate open on this hot path.
+        notebook, writer, _ = self._open(path, scope=scope, load=False)
 
         def plan(doc: Any) -> tuple[list[str], str | None]:
             cells = [] if kind == "run_scratch" else _select(doc, kind, index, cell_id, start, end)
@@ -397,18 +398,18 @@ class Facade:
     def job_future(self, job_id: str) -> Future[JobSnapshot]:
         return self._job_entry(job_id)[1]
 
-    def job_outputs(self, snapshot: JobSnapshot) -> list[CellOutputs]:
-        """The outputs of a finished file job's cells, as they are in the document now."""
+    def job_outputs(self, snapshot: JobSnapshot) -> tuple[list[CellOutputs], list[str]]:
+        """A finished file job's outputs (its own run's) and the notebook's notices."""
         notebook, _ = self._job_entry(snapshot.job_id)
         ids = [cell.cell_id for cell in snapshot.cells]
         try:
             writer = notebook.refs.writer()
-            return writer.outputs_of_cells(ids, snapshot.job_id).get(timeout=_ASK_TIMEOUT)
+            return writer.reply_for(ids, snapshot.job_id).get(timeout=_ASK_TIMEOUT)
         except (NotRunning, pykka.ActorDeadError):
             # Its subtree stopped (nb gave up on it): a new one reads the file again.
             folder = notebook.path.parent
             _, writer, _ = self._open(str(notebook.path), scope=Scope(folder, (folder,)))
-            return self._ask(writer.outputs_of_cells(ids, snapshot.job_id))
+            return self._ask(writer.reply_for(ids, snapshot.job_id))
 
     def notices_for(self, path: Path) -> list[str]:
         notebook = self._notebooks.get(path)
@@ -621,7 +622,7 @@ class Facade:
         )
 
     def _open(
-        self, path: str, create: bool = False, scope: Scope | None = None
+        self, path: str, create: bool = False, scope: Scope | None = None, load: bool = True
     ) -> tuple[_Notebook, Any, bool]:
         try:
             scope = scope or self.default_scope
@@ -637,6 +638,8 @@ class Facade:
         writer = notebook.writer()
         if create and not resolved.exists():
             return notebook, writer, True  # the edit creates it, if the edit is valid
+        if not load:
+            return notebook, writer, False
         opened = self._ask(writer.open(create))
         return notebook, writer, opened.created
 
