@@ -72,10 +72,10 @@ def replace(path: Path, data: bytes, expected: Identity | None = None) -> Replac
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".nbtmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp, mode)
         # Our identity before the rename (a rename keeps inode and mtime): looking after it
         # could take a save that landed in between for ours.
         identity = Identity.of(os.stat(temp))

@@ -39,6 +39,9 @@ class JobSpec:
     timeout: float | None
     code: str | None = None  # run_scratch: the code; nothing is written to the file
     submitted_at: float = field(default_factory=time.time)
+    # The first cell's (source, index, type) as read when the job was planned: used if the
+    # job starts at once, so the cell is not read a second time a millisecond later.
+    first: tuple[str, int, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -180,18 +183,20 @@ class JobActor(SupervisedActor):
             )
 
     def _on_turn(self) -> None:
+        waited = self._marked_queued  # a queued job reads its first cell afresh
         self._state, self._ahead, self._started_at = "running", 0, time.time()
-        self._run_next(0)
+        self._run_next(0, None if waited else self._spec.first)
 
-    def _run_next(self, position: int) -> None:
+    def _run_next(self, position: int, prefetched: tuple[str, int, str] | None = None) -> None:
         while position < len(self._cells):
-            if self._start_cell(position):
+            if self._start_cell(position, prefetched):
                 return
+            prefetched = None
             position += 1
         failed = any(cell.state not in ("ok", "skipped", "lost") for cell in self._cells)
         self._finish("error" if failed else "ok")
 
-    def _start_cell(self, position: int) -> bool:
+    def _start_cell(self, position: int, prefetched: tuple[str, int, str] | None = None) -> bool:
         """Start the cell at `position`; False if it cannot run (deleted, not code)."""
         spec = self._spec
         run = self._cells[position]
@@ -199,7 +204,7 @@ class JobActor(SupervisedActor):
         if self._scratch_job:
             source, index = spec.code or "", None
         else:
-            found = self._cell_source(run.cell_id)
+            found = prefetched if prefetched is not None else self._cell_source(run.cell_id)
             if found is None:
                 self._set(position, state="lost", detail="the cell was deleted before it ran")
                 self._emit_finished(position)
@@ -279,6 +284,11 @@ class JobActor(SupervisedActor):
             detail=done.detail,
             execution_count=done.execution_count,
         )
+        upcoming = None
+        if done.status == "ok" and not self._scratch_job and position + 1 < len(self._cells):
+            # Read the next cell's source before telling the writer this one finished: asked
+            # after, the question would wait behind the write that finish causes.
+            upcoming = self._cell_source(self._cells[position + 1].cell_id)
         if not self._scratch_job:
             self._writer_tell(
                 "cell_finished",
@@ -286,10 +296,11 @@ class JobActor(SupervisedActor):
                 nb.footer(done.status, finished, done.duration, done.ename),
                 done.execution_count,
                 self._spec.job_id,
+                done.status != "ok" or position + 1 == len(self._cells),
             )
         self._emit_finished(position)
         if done.status == "ok":
-            self._run_next(position + 1)
+            self._run_next(position + 1, upcoming)
             return
         self._skip_rest(
             "earlier cell errored"

@@ -251,8 +251,9 @@ class KernelActor(SupervisedActor):
             self._pump.stop()
         self._refs.unregister("kernel", self.actor_ref)
         if reason is None:
-            # Stopped, not failed: the server or the notebook is going away.
-            self._stop_kernel("server stopped", grace=2.0)
+            # Stopped, not failed: the server or the notebook is going away. A kernel gets a
+            # second to shut down cleanly, then its process group is killed.
+            self._stop_kernel("server stopped", grace=1.0)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Incoming):

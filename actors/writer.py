@@ -378,7 +378,9 @@ class WriterActor(SupervisedActor):
         footer: NotebookNode,
         execution_count: int | None = None,
         job_id: str = "",
+        last: bool = True,
     ) -> None:
+        """A cell ended; `last`: it was its job's last, so its reply is about to need it."""
         live = self._live.pop(cell_id, None)
         outputs = [] if live is None else live.outputs
         count = (
@@ -402,7 +404,12 @@ class WriterActor(SupervisedActor):
             cell["execution_count"] = count
             self._dirty_cells.add(cell_id)
         self._dirty = True
-        self._write_soon()
+        if last:
+            self._write_soon()  # the job's reply waits for this write: start it now
+        else:
+            # With the streaming cadence: a job of many quick cells is not one full rewrite
+            # per cell. Within 0.2 s it is on disk.
+            self._schedule_flush()
 
     def mark_skipped(self, cell_ids: list[str], reason: str) -> None:
         if self._doc is None:

@@ -87,6 +87,7 @@ def _mcp(args: argparse.Namespace, config: Config) -> int:
         facade.report_unhandled(error, "nb mcp")
         raise
     finally:
+        ignore_stop_signals()
         facade.stop(reason)
     return 0
 
@@ -134,6 +135,13 @@ def _cleanup(args: argparse.Namespace, config: Config) -> int:
     from ops.status import cleanup
 
     return cleanup(config.state_dir, sys.stdout, dry_run=args.dry_run)
+
+
+def ignore_stop_signals() -> None:
+    # A client that finds us slow to exit sends SIGTERM (then SIGKILL): let the shutdown in
+    # progress finish stopping the kernels rather than die halfway and leave them running.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _quiet_library_logs() -> None:

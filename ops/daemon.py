@@ -61,6 +61,9 @@ def serve(config: Config) -> int:
         facade.report_unhandled(error, "nb serve")
         raise
     finally:
+        from ops.cli import ignore_stop_signals
+
+        ignore_stop_signals()
         facade.stop(reason)
         statedir.remove(record)
         statedir.remove(socket_path)

@@ -14,7 +14,7 @@ import traceback
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -192,12 +192,14 @@ class Facade:
                 return
             self._stopped = True
             notebooks = list(self._notebooks.values())
-        root = self._root_proxy
-        for notebook in reversed(notebooks):
-            try:
-                root.terminate_child(f"notebook:{notebook.path}").get(timeout=_ASK_TIMEOUT)
-            except Exception as error:  # keep stopping the others
-                self._report_unhandled(error, f"stopping {notebook.path}")
+        # Notebooks are independent: stop them side by side. An MCP client gives a server about
+        # two seconds after closing stdin before it kills it, and a kernel may take a second.
+        with ThreadPoolExecutor(max_workers=max(1, min(32, len(notebooks)))) as pool:
+            for notebook, outcome in zip(
+                notebooks, pool.map(self._stop_notebook, notebooks), strict=True
+            ):
+                if outcome is not None:
+                    self._report_unhandled(outcome, f"stopping {notebook.path}")
         emit(
             "server.stopped",
             f"nb stopped ({reason})",
@@ -208,6 +210,14 @@ class Facade:
         self._root.stop(block=True, timeout=_ASK_TIMEOUT)
         if self._record is not None:
             statedir.remove(self._record.path(self.config.state_dir))
+
+    @staticmethod
+    def _stop_notebook(notebook: _Notebook) -> BaseException | None:
+        try:
+            notebook.supervisor.stop(block=True, timeout=_ASK_TIMEOUT)
+        except Exception as error:  # report it, keep stopping the others
+            return error
+        return None
 
     # ------------------------------------------------------------ edit and read tools
 
@@ -314,11 +324,16 @@ class Facade:
         # The planning query opens the notebook itself: no separate open on this hot path.
         notebook, writer, _ = self._open(path, scope=scope, load=False)
 
-        def plan(doc: Any) -> tuple[list[str], str | None]:
+        def plan(doc: Any) -> tuple[list[str], str | None, tuple[str, int, str] | None]:
             cells = [] if kind == "run_scratch" else _select(doc, kind, index, cell_id, start, end)
-            return cells, _metadata_kernel(doc)
+            first = None
+            if cells:
+                position = nb.index_of(doc, cells[0])
+                cell = doc.cells[position]
+                first = (cell["source"], position, cell["cell_type"])
+            return cells, _metadata_kernel(doc), first
 
-        selected, in_metadata = self._ask(writer.query(plan))
+        selected, in_metadata, first = self._ask(writer.query(plan))
         cell_ids = tuple(selected)
         name = self._kernel_name(notebook, kernel_name, in_metadata)
         job_id = f"j-{uuid.uuid4().hex[:8]}"
@@ -331,6 +346,7 @@ class Facade:
             kernel_name=name,
             timeout=deadline or None,
             code=code,
+            first=first,
         )
         emit(
             "job.submitted",

@@ -14,6 +14,7 @@ from tests.helpers import (
     load,
     notebook,
     outputs_text,
+    read_events,
     server_env,
     wait_for,
 )
@@ -318,15 +319,19 @@ def test_interrupt_restart_and_shutdown_kernel(shared_server, tmp_path):
 
 
 def test_the_server_stops_every_kernel_it_started_when_it_exits(tmp_path, workdir):
+    # An MCP client kills a server that has not exited two seconds after stdin closed:
+    # stopping ten kernels one after the other would not make it, and would leak them.
     server = McpServer(workdir, server_env(tmp_path), tmp_path / "stderr")
-    for n in range(2):
+    for n in range(10):
         notebook(server, f"k{n}.ipynb", "x = 1")
         server.call("exec_cell", path=f"k{n}.ipynb", index=0)
     pids = [e["kernel_pid"] for e in events_named(server.events(), "kernel.ready")]
-    assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+    assert len(pids) == 10 and all(_alive(pid) for pid in pids)
     server.close()
     wait_for(lambda: not any(_alive(pid) for pid in pids), timeout=20, what="kernels to exit")
     assert not list((tmp_path / "state" / "kernels").glob("*.json"))
+    last = read_events(tmp_path / "events.log")[-1]
+    assert last["event"] == "server.stopped"  # it finished its shutdown, it was not killed
 
 
 def _alive(pid: int) -> bool:
