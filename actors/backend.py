@@ -210,16 +210,6 @@ class LocalBackend:
             cpu = self.limits.cpu_sec
             resource.prlimit(pid, resource.RLIMIT_CPU, (cpu, cpu + 5))
 
-    def _apply_limits(self, pid: int) -> None:
-        # Set on the new process from outside: a preexec_fn is unsafe in a threaded server.
-        if self.limits.memory_mb:
-            size = self.limits.memory_mb * 1024 * 1024
-            resource.prlimit(pid, resource.RLIMIT_AS, (size, size))
-        if self.limits.cpu_sec:
-            # SIGXCPU at the soft limit names the cause; SIGKILL at the hard one if ignored.
-            cpu = self.limits.cpu_sec
-            resource.prlimit(pid, resource.RLIMIT_CPU, (cpu, cpu + 5))
-
     def connection_info(self) -> dict[str, Any]:
         return dict(self._km.get_connection_info(session=False))
 

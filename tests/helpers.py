@@ -198,3 +198,12 @@ def outputs_text(path: Path, index: int) -> str:
         if output["output_type"] == "error":
             parts.append(f"{output['ename']}: {output['evalue']}")
     return "".join(parts)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")

@@ -19,6 +19,7 @@ from tests.helpers import (
     load,
     notebook,
     outputs_text,
+    process_alive,
     read_events,
     server_env,
     wait_for,
@@ -219,7 +220,7 @@ def test_status_reports_an_orphaned_kernel_and_cleanup_stops_only_that(tmp_path,
             [NB, "cleanup"], env=env, capture_output=True, text=True, timeout=30
         )
         assert cleanup.returncode == 0 and "stopped 1 orphaned kernel" in cleanup.stdout
-        wait_for(lambda: not _alive(kernel_pid), timeout=10, what="the orphan to be gone")
+        wait_for(lambda: not process_alive(kernel_pid), timeout=10, what="the orphan to be gone")
         assert bystander.poll() is None
         bystander.kill()
         bystander.wait()
@@ -278,13 +279,6 @@ def test_nb_run_exits_1_when_a_cell_fails(tmp_path):
 
 def events_of(server: McpServer, name: str) -> list[dict]:
     return [e for e in server.events() if e["event"] == name]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except OSError:
-        return False
 
 
 def _cleanup_kernels(tmp_path: Path) -> None:

@@ -24,17 +24,11 @@ from tests.helpers import (
     load,
     notebook,
     outputs_text,
+    process_alive,
     read_events,
     server_env,
     wait_for,
 )
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except OSError:
-        return False
 
 
 def daemon_pid(state: Path) -> int:
@@ -262,9 +256,9 @@ def test_a_killed_daemon_is_replaced_and_the_new_one_takes_over_the_running_kern
         if e["event"] == "kernel.ready"
     ]
     os.kill(old_daemon, signal.SIGKILL)
-    wait_for(lambda: not alive(old_daemon), what="the daemon to die")
+    wait_for(lambda: not process_alive(old_daemon), what="the daemon to die")
     first.close()
-    assert alive(kernel_pid)
+    assert process_alive(kernel_pid)
     second = front(workdir, env, tmp_path, "second")
     try:
         assert second.pid != old_daemon
@@ -297,8 +291,8 @@ def test_the_daemon_stops_after_its_idle_time_with_its_kernels(tmp_path, workdir
     kernel = events_named(one.events(), "kernel.ready")[0]["kernel_pid"]
     pid = one.pid
     one.close()
-    wait_for(lambda: not alive(pid), timeout=30, what="the idle daemon to exit")
-    wait_for(lambda: not alive(kernel), timeout=10, what="its kernel to exit")
+    wait_for(lambda: not process_alive(pid), timeout=30, what="the idle daemon to exit")
+    wait_for(lambda: not process_alive(kernel), timeout=10, what="its kernel to exit")
     last = read_events(tmp_path / "events.log")[-1]
     assert last["event"] == "server.stopped" and "idle" in last["reason"]
 

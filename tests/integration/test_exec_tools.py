@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import nbformat
 
@@ -14,6 +13,7 @@ from tests.helpers import (
     load,
     notebook,
     outputs_text,
+    process_alive,
     read_events,
     server_env,
     wait_for,
@@ -326,20 +326,14 @@ def test_the_server_stops_every_kernel_it_started_when_it_exits(tmp_path, workdi
         notebook(server, f"k{n}.ipynb", "x = 1")
         server.call("exec_cell", path=f"k{n}.ipynb", index=0)
     pids = [e["kernel_pid"] for e in events_named(server.events(), "kernel.ready")]
-    assert len(pids) == 10 and all(_alive(pid) for pid in pids)
+    assert len(pids) == 10 and all(process_alive(pid) for pid in pids)
     server.close()
-    wait_for(lambda: not any(_alive(pid) for pid in pids), timeout=20, what="kernels to exit")
+    wait_for(
+        lambda: not any(process_alive(pid) for pid in pids), timeout=20, what="kernels to exit"
+    )
     assert not list((tmp_path / "state" / "kernels").glob("*.json"))
     last = read_events(tmp_path / "events.log")[-1]
     assert last["event"] == "server.stopped"  # it finished its shutdown, it was not killed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 def test_a_10000_update_tqdm_bar_ends_as_one_line_on_disk(shared_server):
