@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from actors import notebook as nb
-from actors.kernel import CellDone, CellProgress, ScratchMessage, Turn, Waiting
+from actors.kernel_protocol import CellDone, CellProgress, ScratchMessage, Turn, Waiting
 from actors.log import emit
 from actors.outputs import OutputBuilder
 from actors.refs import NotebookRefs, NotRunning

@@ -18,8 +18,8 @@ import contextlib
 import signal
 import threading
 import time
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +28,25 @@ import pykka
 from actors import notebook as nb
 from actors.backend import NO_LIMITS, KernelBackend, KernelStartError, Limits, LocalBackend
 from actors.channels import ChannelPump, ChannelsFailed, Heartbeat, Incoming
+from actors.execution import OUTPUT_TYPES, Execution, KernelSlot
+from actors.kernel_protocol import (
+    CellDone,
+    CellProgress,
+    KernelInfo,
+    ScratchMessage,
+    Turn,
+    Waiting,
+)
 from actors.log import emit
-from actors.outputs import last_line
 from actors.refs import NotebookRefs, NotRunning
 from actors.timers import Ticker
 from actors.writer import CellMessage
 from supervisor.tree import SupervisedActor, Supervision
 
-_OUTPUT_TYPES = frozenset(
-    {
-        "stream",
-        "display_data",
-        "update_display_data",
-        "execute_result",
-        "error",
-        "clear_output",
-        "execute_input",
-    }
-)
 _TICK = 0.1
 _PROBE_EVERY = 0.5
 _INTERRUPT_GRACE = 5.0
 _PROGRESS_TO_JOB = 0.5
-_IDLE_GRACE = 1.0
-_RECORD_AFTER = 1.0  # after execute_reply, how long the idle on iopub may lag behind
 
 
 class KernelDied(Exception):
@@ -62,64 +57,6 @@ class ChannelsBroken(Exception):
     """The kernel's channels could not be read; the restart rebuilds them."""
 
 
-# ---------------------------------------------------------------- messages
-
-
-@dataclass(frozen=True)
-class Turn:
-    """Kernel -> job: the kernel is yours."""
-
-
-@dataclass(frozen=True)
-class Waiting:
-    """Kernel -> job: you are queued behind `ahead` jobs."""
-
-    ahead: int
-
-
-@dataclass(frozen=True)
-class CellDone:
-    """Kernel -> job: the cell finished (status ok, error, timeout, died)."""
-
-    cell_id: str
-    status: str
-    execution_count: int | None
-    duration: float
-    ename: str | None = None
-    evalue: str | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class CellProgress:
-    """Kernel -> job, throttled: the running cell's latest output."""
-
-    cell_id: str
-    last_output_at: float
-    tail: str
-    outputs: int
-
-
-@dataclass(frozen=True)
-class ScratchMessage:
-    """Kernel -> job: an output message of a scratch execution (written nowhere)."""
-
-    msg_type: str
-    content: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class KernelInfo:
-    state: str  # none, starting, idle, busy, dead, unresponsive
-    kernel_name: str | None
-    pid: int | None
-    running_job: str | None
-    running_cell: str | None
-    queued_jobs: list[str]
-    started_at: float | None
-    reattached: bool = False
-
-
 class _Tick:
     pass
 
@@ -128,63 +65,6 @@ class _Tick:
 class _Started:
     backend: KernelBackend | None
     error: str | None
-
-
-# ---------------------------------------------------------------- state that outlives restarts
-
-
-@dataclass
-class Execution:
-    job_id: str
-    job: pykka.ActorRef | None  # None: a cell resumed from an earlier daemon, no job left
-    cell_id: str
-    code: str
-    to_writer: bool
-    timeout: float | None
-    msg_id: str | None = None
-    started_mono: float = 0.0
-    deadline: float | None = None
-    timed_out_at: float | None = None
-    execution_count: int | None = None
-    ename: str | None = None
-    evalue: str | None = None
-    outputs: int = 0
-    tail: str = ""
-    last_output: float = 0.0
-    last_event: float = 0.0
-    last_event_outputs: int = 0
-    last_progress_to_job: float = 0.0
-    across_rebuild: bool = False  # its channels were rebuilt while it ran
-    probe_answered_at: float | None = None
-    replied_at: float | None = None  # when the shell's execute_reply came
-    last_iopub: float = 0.0  # when iopub last delivered a message of this execution
-    recorded: bool = False  # noted in the kernel's record, for a daemon that takes over
-
-
-@dataclass
-class KernelSlot:
-    """The KernelActor's restart state."""
-
-    notebook: Path
-    backend: KernelBackend | None = None
-    kernel_name: str | None = None
-    state: str = "none"
-    started_at: float | None = None
-    queue: deque[tuple[str, pykka.ActorRef, str]] = field(default_factory=deque)
-    turn: tuple[str, pykka.ActorRef | None] | None = None
-    execution: Execution | None = None
-    recent_cells: OrderedDict[str, str] = field(default_factory=OrderedDict)
-    finished_jobs: OrderedDict[str, Any] = field(default_factory=OrderedDict)
-    unresponsive_since: float | None = None
-    # Set when this kernel was taken over from a daemon that died.
-    reattached: bool = False
-    recovery_note: str = ""
-
-    def close(self) -> None:
-        """Stop the kernel for good: the supervisor gave up while no incarnation held it."""
-        if self.backend is not None:
-            backend, self.backend, self.state = self.backend, None, "none"
-            backend.stop(grace=0.0)
 
 
 # ---------------------------------------------------------------- the actor
@@ -534,10 +414,7 @@ class KernelActor(SupervisedActor):
                 "stop_on_error": True,
             },
         )
-        now = time.monotonic()
-        execution.started_mono = execution.last_output = execution.last_event = now
-        if execution.timeout:
-            execution.deadline = now + execution.timeout
+        execution.sent(execution.msg_id, time.monotonic())
         slot.recent_cells[execution.msg_id] = execution.cell_id
         while len(slot.recent_cells) > 32:
             slot.recent_cells.popitem(last=False)
@@ -566,7 +443,7 @@ class KernelActor(SupervisedActor):
             if ours and msg["content"].get("execution_state") == "idle":
                 self._finish()
             return
-        if msg_type not in _OUTPUT_TYPES:
+        if msg_type not in OUTPUT_TYPES:
             return
         content = msg["content"]
         if ours:
@@ -582,30 +459,18 @@ class KernelActor(SupervisedActor):
         """The shell says the cell is done. Shell is reliable where iopub may drop messages,
         so this bounds the wait for the idle that normally ends the cell."""
         execution = self._slot.execution
-        if execution is None or parent != execution.msg_id:
-            return
-        execution.replied_at = time.monotonic()
-        if content.get("status") == "error" and execution.ename is None:
-            execution.ename, execution.evalue = content.get("ename"), content.get("evalue")
-        if execution.execution_count is None:
-            execution.execution_count = content.get("execution_count")
+        if execution is not None and parent == execution.msg_id:
+            execution.replied(content, time.monotonic())
 
     def _route(self, execution: Execution, msg_type: str, content: dict[str, Any]) -> None:
-        if msg_type == "execute_input":
-            execution.execution_count = content.get("execution_count")
-        elif msg_type == "error":
-            execution.ename, execution.evalue = content.get("ename"), content.get("evalue")
+        visible = execution.saw(msg_type, content, time.monotonic())
         if execution.to_writer:
             self._to_writer(execution.cell_id, msg_type, content)
         elif execution.job is not None:
             execution.job.tell(ScratchMessage(msg_type, content))
             if msg_type == "update_display_data":
                 self._to_writer("-", msg_type, content)
-        if msg_type in ("stream", "display_data", "execute_result", "error"):
-            execution.outputs += 1
-            execution.last_output = time.monotonic()
-            tail = last_line(content.get("text", "")) if msg_type == "stream" else ""
-            execution.tail = tail or f"<{msg_type}>"
+        if visible:
             self._progress_to_job(execution)
 
     def _to_writer(self, cell_id: str, msg_type: str, content: dict[str, Any]) -> None:
@@ -641,18 +506,12 @@ class KernelActor(SupervisedActor):
         slot = self._slot
         execution = slot.execution
         assert execution is not None
-        if execution.timed_out_at is not None:
-            status = "timeout"
-        elif execution.ename is not None:
-            status = "error"
-            if execution.ename == "MemoryError" and self._limits.memory_mb:
-                detail = (
-                    f"the kernel's memory limit ({self._limits.memory_mb} MB, "
-                    "NB_MCP_KERNEL_MEMORY_MB) was reached"
-                )
-        else:
-            status = "ok"
-        self._deliver(execution, status, detail=detail)
+        if execution.ename == "MemoryError" and self._limits.memory_mb:
+            detail = (
+                f"the kernel's memory limit ({self._limits.memory_mb} MB, "
+                "NB_MCP_KERNEL_MEMORY_MB) was reached"
+            )
+        self._deliver(execution, execution.status, detail=detail)
         slot.state = "idle" if slot.backend is not None else slot.state
 
     def _deliver(
@@ -803,31 +662,29 @@ class KernelActor(SupervisedActor):
             self._start(name, reason="the cell did not stop after its timeout")
 
     def _report_progress(self, execution: Execution, now: float) -> None:
-        if now - execution.last_event < self._progress_interval:
+        due = execution.progress_due(now, self._progress_interval)
+        if due is None:
             return
-        execution.last_event = now
         running = round(now - execution.started_mono, 3)
-        cell_id = execution.cell_id if execution.to_writer else None
-        if execution.outputs > execution.last_event_outputs:
-            execution.last_event_outputs = execution.outputs
+        if due == "output":
             emit(
                 "cell.output",
-                f"{execution.tail}"[:200] or "(output)",
+                execution.tail[:200] or "(output)",
                 job_id=execution.job_id,
                 notebook=self._notebook,
-                cell_id=cell_id or execution.cell_id,
+                cell_id=execution.cell_id,
                 tail=execution.tail[:500],
                 outputs=execution.outputs,
                 running_sec=running,
             )
-        elif now - execution.last_output >= self._progress_interval:
+        else:
             silent = round(now - execution.last_output, 3)
             emit(
                 "cell.heartbeat",
                 f"cell still running, silent for {silent:.0f}s",
                 job_id=execution.job_id,
                 notebook=self._notebook,
-                cell_id=cell_id or execution.cell_id,
+                cell_id=execution.cell_id,
                 running_sec=running,
                 silent_sec=silent,
             )
@@ -835,26 +692,13 @@ class KernelActor(SupervisedActor):
     def _record_long_cell(self, execution: Execution, now: float) -> None:
         # Only a cell still running after a second is worth a state-dir write: that is what a
         # daemon taking over a killed one's kernel needs, and it keeps short cells cheap.
-        slot = self._slot
-        if execution.recorded or not execution.to_writer or slot.backend is None:
-            return
-        if now - execution.started_mono < _RECORD_AFTER:
-            return
-        execution.recorded = True
-        slot.backend.record_execution(
-            {
-                "job_id": execution.job_id,
-                "cell_id": execution.cell_id,
-                "msg_id": execution.msg_id,
-                "started_at": time.time() - (now - execution.started_mono),
-            }
-        )
+        backend = self._slot.backend
+        if backend is not None and execution.worth_recording(now):
+            backend.record_execution(execution.record(now))
 
     def _check_lost_idle(self, execution: Execution, now: float) -> None:
-        if execution.replied_at is None:
-            return
-        if now - max(execution.replied_at, execution.last_iopub) <= _IDLE_GRACE:
-            return  # iopub is still delivering this cell's output: it is behind, not lost
+        if not execution.idle_lost(now):
+            return  # no reply yet, or iopub is still delivering: behind, not lost
         note = (
             "the kernel's output stream dropped messages under load (its idle never came); "
             "some output may be missing"
@@ -868,10 +712,8 @@ class KernelActor(SupervisedActor):
         self._finish(detail=note)
 
     def _check_recovery(self, execution: Execution, now: float) -> None:
-        # After channels were rebuilt mid-cell, the idle that ends the cell may have been lost
-        # in the gap. The probe sent on the new shell is answered only after the cell is done;
-        # if idle has not come a second after that answer, the cell is over.
-        if execution.probe_answered_at is not None and now - execution.probe_answered_at > 1.0:
+        # After channels were rebuilt mid-cell, the idle that ends it may have been lost.
+        if execution.over_after_rebuild(now):
             self._finish(
                 detail="output between the channel failure and the reconnect may be missing"
             )

@@ -23,8 +23,9 @@ import pykka
 
 from actors import notebook as nb
 from actors.backend import AttachedBackend, KernelStartError, check_kernel_name, heartbeat_answers
+from actors.execution import Execution, KernelSlot
 from actors.job import JobActor, JobSnapshot, JobSpec
-from actors.kernel import Execution, KernelInfo, KernelSlot
+from actors.kernel_protocol import KernelInfo
 from actors.log import LogActor, emit
 from actors.refs import NotebookRefs, NotRunning
 from actors.writer import CellOutputs, EditResult

@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from actors.backend import Limits
-from actors.kernel import KernelActor, KernelSlot
+from actors.execution import KernelSlot
+from actors.kernel import KernelActor
 from actors.log import emit
 from actors.refs import NotebookRefs
 from actors.writer import WriterActor
