@@ -22,14 +22,14 @@ from typing import Any, TypeVar
 import pykka
 
 from actors import notebook as nb
-from actors.backend import AttachedBackend, KernelStartError, check_kernel_name, heartbeat_answers
-from actors.execution import Execution, KernelSlot
+from actors.backend import KernelStartError, check_kernel_name
+from actors.execution import KernelSlot
 from actors.job import JobActor, JobSnapshot, JobSpec
 from actors.kernel_protocol import KernelInfo
 from actors.log import LogActor, emit
 from actors.refs import NotebookRefs, NotRunning
 from actors.writer import CellOutputs, EditResult
-from supervisor import statedir, views
+from supervisor import statedir, takeover, views
 from supervisor.config import Config
 from supervisor.notebook_tree import notebook_spec
 from supervisor.paths import PathError, Scope, notebook_path
@@ -486,11 +486,9 @@ class Facade:
         """
         taken: list[Path] = []
         stale: set[Path] = set()
-        for record in statedir.read_records(self.config.state_dir / "kernels"):
-            if statedir.same_process_alive(record["server_pid"], record.get("server_start_ticks")):
-                continue  # its server is alive: not ours to touch
+        for record in takeover.left_running(self.config.state_dir):
             notebook = Path(record["notebook"])
-            slot = self._attach(record)
+            slot = takeover.attach(record, self.config.state_dir)
             if slot is None:
                 stale.add(notebook)
                 continue
@@ -505,59 +503,6 @@ class Facade:
             except NbError:
                 continue  # moved or deleted meanwhile: nothing to mark
         return taken
-
-    def _attach(self, record: dict[str, Any]) -> KernelSlot | None:
-        try:
-            backend = AttachedBackend(record, self.config.state_dir)
-        except (OSError, ValueError, KeyError) as error:
-            statedir.remove(Path(record["record_path"]))
-            self._left_behind(record, f"its record or connection file is unusable ({error!r})")
-            return None
-        if not backend.is_alive():
-            backend.stop(grace=0.0)
-            self._left_behind(record, "it is no longer running")
-            return None
-        if not heartbeat_answers(backend.connection_info()):
-            backend.stop(grace=1.0)
-            self._left_behind(record, "it did not answer its heartbeat, so it was stopped")
-            return None
-        backend.adopt()
-        slot = KernelSlot(
-            notebook=Path(record["notebook"]),
-            backend=backend,
-            kernel_name=record["kernel_name"],
-            state="idle",
-            started_at=record.get("started_at"),
-            reattached=True,
-            recovery_note=f"⚠ nb's daemon was replaced at {nb.clock()}; output from the cell "
-            "between the two daemons may be missing",
-        )
-        in_flight = record.get("in_flight")
-        if in_flight:
-            ran_for = max(0.0, time.time() - in_flight.get("started_at", time.time()))
-            slot.execution = Execution(
-                job_id=in_flight["job_id"],
-                job=None,
-                cell_id=in_flight["cell_id"],
-                code="",
-                to_writer=True,
-                timeout=None,
-                msg_id=in_flight["msg_id"],
-                started_mono=time.monotonic() - ran_for,
-            )
-            slot.turn = (in_flight["job_id"], None)
-        return slot
-
-    def _left_behind(self, record: dict[str, Any], why: str) -> None:
-        emit(
-            "kernel.stopped",
-            f"a kernel an earlier server left for {Path(record.get('notebook', '?')).name} was "
-            f"not taken over: {why}",
-            level="warning",
-            notebook=str(record.get("notebook", "/")),
-            reason=f"left by a server that stopped; {why}",
-            kernel_pid=record.get("pid"),
-        )
 
     def interrupt(self, path: str, scope: Scope | None = None) -> str:
         return self._kernel_call(path, scope, lambda kernel: kernel.interrupt())
