@@ -84,8 +84,16 @@ class _Daemon:
         self.stopping.set()
 
 
-async def serve(facade: Facade, socket_path: Path, idle_sec: float) -> str:
-    """Serve fronts until told to stop, signalled, or idle; return why it stopped."""
+async def serve(
+    facade: Facade,
+    socket_path: Path,
+    idle_sec: float,
+    http: tuple[str, int, str | None] | None = None,
+) -> str:
+    """Serve fronts until told to stop, signalled, or idle; return why it stopped.
+
+    `http` (host, port, bearer token) also serves the tools over streamable HTTP.
+    """
     daemon = _Daemon(facade, idle_sec)
     if socket_path.exists():
         socket_path.unlink()  # left by a daemon that was killed; we hold the daemon lock
@@ -95,6 +103,10 @@ async def serve(facade: Facade, socket_path: Path, idle_sec: float) -> str:
         group.start_soon(listener.serve, lambda stream: _session(daemon, stream))
         group.start_soon(_watch_signals, daemon)
         group.start_soon(_watch_idle, daemon)
+        if http is not None:
+            from mcp_front.http_front import serve_http
+
+            group.start_soon(serve_http, facade, *http, daemon.stopping)
         await daemon.stopping.wait()
         group.cancel_scope.cancel()
     await listener.aclose()

@@ -24,7 +24,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="run the tree in this process: kernels die with the client (no daemon)",
     )
-    commands.add_parser("serve", help="run the per-user daemon in the foreground")
+    serve = commands.add_parser("serve", help="run the per-user daemon in the foreground")
+    serve.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        default=None,
+        help="also serve the tools over MCP streamable HTTP (bearer token from the state dir)",
+    )
+    serve.add_argument(
+        "--no-token", action="store_true", help="with --http on loopback only: no token"
+    )
     commands.add_parser("stop", help="stop the daemon (running jobs are interrupted and marked)")
     run = commands.add_parser("run", help="run a whole notebook headless, outputs into the file")
     run.add_argument("notebook", help="path of the .ipynb file")
@@ -97,7 +106,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 
     _ignore_file_size_signal()
     _quiet_library_logs()
-    return serve(config)
+    return serve(config, args.http, args.no_token)
 
 
 def _stop(args: argparse.Namespace, config: Config) -> int:

@@ -20,13 +20,18 @@ from supervisor import statedir
 from supervisor.config import Config
 
 
-def serve(config: Config) -> int:
+def serve(config: Config, http: str | None = None, no_token: bool = False) -> int:
     import anyio
 
     from mcp_front.socket_server import serve as serve_socket
     from supervisor.facade import VERSION, Facade
 
     state_dir = statedir.ensure(config.state_dir)
+    try:
+        http_front = _http_front(http, no_token, state_dir) if http else None
+    except ValueError as error:
+        print(f"nb serve: {error}", file=sys.stderr)
+        return 2
     lock = _lock(state_dir / "daemon.lock")
     if lock is None:
         running = statedir.daemon_record(state_dir)
@@ -56,7 +61,21 @@ def serve(config: Config) -> int:
                 "log_path": str(config.log_path),
             },
         )
-        reason = anyio.run(serve_socket, facade, socket_path, daemon_idle_sec())
+        # A daemon serving remote agents stays up until told to stop.
+        idle = 0.0 if http_front else daemon_idle_sec()
+        if http_front:
+            host, port, bearer = http_front
+            print(
+                f"nb serve: MCP over HTTP on http://{host}:{port}/mcp"
+                + (
+                    f"; bearer token in {state_dir / 'http.token'}"
+                    if bearer
+                    else " without a token (loopback only)"
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
+        reason = anyio.run(serve_socket, facade, socket_path, idle, http_front)
     except BaseException as error:
         facade.report_unhandled(error, "nb serve")
         raise
@@ -69,6 +88,25 @@ def serve(config: Config) -> int:
         statedir.remove(socket_path)
         os.close(lock)
     return 0
+
+
+def _http_front(spec: str, no_token: bool, state_dir: Path) -> tuple[str, int, str | None]:
+    from mcp_front.http_front import loopback, token
+
+    host, _, port = spec.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--http wants HOST:PORT, not {spec!r}")
+    if not os.environ.get("NB_MCP_ROOTS"):
+        raise ValueError(
+            "--http needs NB_MCP_ROOTS: the folders remote agents may touch (they have no "
+            "working folder here)"
+        )
+    if no_token and not loopback(host):
+        raise ValueError(
+            f"refusing to serve {host} without a token: anyone who can reach it could run "
+            "code as you; drop --no-token (the token is in the state dir's http.token)"
+        )
+    return host, int(port), None if no_token else token(state_dir)
 
 
 def daemon_idle_sec() -> float:
