@@ -141,7 +141,6 @@ class KernelSlot:
     turn: tuple[str, pykka.ActorRef | None] | None = None
     execution: Execution | None = None
     recent_cells: OrderedDict[str, str] = field(default_factory=OrderedDict)
-    finished_jobs: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     unresponsive_since: float | None = None
     # Set when this kernel was taken over from a daemon that died.
     reattached: bool = False

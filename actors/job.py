@@ -345,7 +345,7 @@ class JobActor(SupervisedActor):
             reason=reason or None,
         )
         with contextlib.suppress(NotRunning):
-            self._refs.proxy("kernel", wait=wait_for_kernel).release(spec.job_id, snapshot)
+            self._refs.proxy("kernel", wait=wait_for_kernel).release(spec.job_id)
         if not self._done.done():
             self._done.set_result(snapshot)
         self.stop()

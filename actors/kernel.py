@@ -157,19 +157,13 @@ class KernelActor(SupervisedActor):
         else:
             job.tell(Waiting(ahead=len(self._slot.queue)))
 
-    def release(self, job_id: str, snapshot: Any) -> None:
+    def release(self, job_id: str) -> None:
         slot = self._slot
-        slot.finished_jobs[job_id] = snapshot
-        while len(slot.finished_jobs) > 50:
-            slot.finished_jobs.popitem(last=False)
         if slot.turn is not None and slot.turn[0] == job_id:
             slot.turn = None
             self._grant_next()
         else:
             slot.queue = deque(entry for entry in slot.queue if entry[0] != job_id)
-
-    def finished_job(self, job_id: str) -> Any:
-        return self._slot.finished_jobs.get(job_id)
 
     def execute(
         self,

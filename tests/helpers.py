@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -160,10 +160,6 @@ def load(path: Path) -> dict[str, Any]:
 
 def events_named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [e for e in events if e["event"] == name]
-
-
-def iter_log_files(folder: Path) -> Iterator[Path]:
-    yield from folder.rglob("*.log*")
 
 
 def gate(flag: Path, before: str = "", after: str = "") -> str:

@@ -57,9 +57,10 @@ def http_daemon(tmp_path: Path, workdir: Path) -> Iterator[tuple[int, dict[str, 
 
 async def call(port: int, token: str, tool: str, arguments: dict) -> str:
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx2.AsyncClient(headers=headers, timeout=60) as http, Client(
-        streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
-    ) as client:
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client,
+    ):
         result = await client.call_tool(tool, arguments)
         assert not result.is_error, result.content
         return "".join(c.text for c in result.content if c.type == "text")
@@ -81,9 +82,10 @@ def test_an_agent_with_the_token_runs_cells_over_http(http_daemon, tmp_path, wor
 
 async def _refused(port: int, token: str, path: str) -> str:
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx2.AsyncClient(headers=headers, timeout=60) as http, Client(
-        streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
-    ) as client:
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client,
+    ):
         result = await client.call_tool("insert_cell", {"path": path, "source": "x"})
         assert result.is_error
         return "".join(c.text for c in result.content if c.type == "text")
