@@ -10,6 +10,7 @@ one-line warning: never lost silently, never on stdout (stdout is the MCP JSON-R
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -25,6 +26,9 @@ from supervisor.tree import SupervisedActor, Supervision
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]
+Written = Callable[[], None]  # called in the LogActor's thread once the line is written
+
+_SYNC_TIMEOUT_SEC = 5.0
 
 # Keys in the order a person reading the file wants them; the rest follow alphabetically.
 _LEADING_KEYS = (
@@ -46,24 +50,28 @@ class _Sink:
     def __init__(self) -> None:
         self.actor: pykka.ActorRef | None = None
 
-    def deliver(self, event: Event, sync: bool) -> None:
+    def deliver(self, event: Event, sync: bool, written: Written | None) -> None:
         actor = self.actor
         if actor is not None:
             try:
                 if sync:
-                    actor.ask(_Record(event), timeout=5)
+                    actor.ask(_Record(event), timeout=_SYNC_TIMEOUT_SEC)
                 else:
-                    actor.tell(_Record(event))
+                    actor.tell(_Record(event, written))
                 return
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
         _to_stderr(event)
+        if written is not None:
+            written()
 
-    def __getattr__(self, level: str) -> Callable[..., None]:
-        # structlog calls logger.<level>(**event_dict) when the last processor returns a dict.
-        def method(**event: Any) -> None:
+    def __getattr__(self, level: str) -> Callable[..., bool]:
+        # structlog calls logger.<level>(**event_dict) when the last processor returns a dict,
+        # and returns what we return; an event below the level never gets here (None).
+        def method(**event: Any) -> bool:
             sync = bool(event.pop("_sync", False))
-            self.deliver(event, sync)
+            self.deliver(event, sync, event.pop("_written", None))
+            return True
 
         return method
 
@@ -109,10 +117,35 @@ def emit(
     `sync=True` returns only once the line is in the file: used where a reader (nb watch) may
     look for the event right after the caller returns.
     """
+    _emit(event, message, level, sync, None, fields)
+
+
+async def emit_written(event: str, message: str, *, level: str = "info", **fields: Any) -> None:
+    """`emit(sync=True)` for code on an event loop: waits until the line is in the file
+    without blocking the loop, so the other sessions a daemon serves are not held up by a
+    slow log disk. Cancelled, it stops waiting; the event is still written."""
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+
+    def wake() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(done.set)
+
+    if _emit(event, message, level, False, wake, fields):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), _SYNC_TIMEOUT_SEC)
+
+
+def _emit(
+    event: str, message: str, level: str, sync: bool, written: Written | None, fields: Any
+) -> bool:
+    """Whether the event was delivered (False: below the configured level, dropped)."""
     if _logger is None:
         configure()
     extra = {key: value for key, value in fields.items() if value is not None}
-    getattr(_logger, level)(event, message=message, _sync=sync, **extra)
+    if written is not None:
+        extra["_written"] = written
+    return bool(getattr(_logger, level)(event, message=message, _sync=sync, **extra))
 
 
 def _to_stderr(event: Event) -> None:
@@ -125,10 +158,11 @@ def render(event: Event) -> bytes:
 
 
 class _Record:
-    __slots__ = ("event",)
+    __slots__ = ("event", "written")
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, written: Written | None = None) -> None:
         self.event = event
+        self.written = written
 
 
 class RotatingLineFile:
@@ -208,7 +242,11 @@ class LogActor(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Record):
-            self._record(message.event)
+            try:
+                self._record(message.event)
+            finally:
+                if message.written is not None:
+                    message.written()
             return None
         return super().on_receive(message)
 

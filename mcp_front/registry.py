@@ -18,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
 
-from actors.log import emit
+from actors.log import emit, emit_written
 from mcp_front import replies
 from supervisor.facade import Facade, NbError
 from supervisor.paths import Scope
@@ -93,12 +93,11 @@ class Tools:
                 facade.report_unhandled(crash, f"tool {fn.__name__}")
                 raise ToolError(f"{error} (the event log has the traceback)") from None
             finally:
-                # sync: the log is FIFO, so every event this call caused is on disk before its
-                # reply leaves (a reader of the log never sees the reply before the events).
-                emit(
+                # Written before the reply leaves: the log is FIFO, so every event this call
+                # caused is on disk by then (a reader never sees the reply before the events).
+                await emit_written(
                     "tool.completed",
                     f"{fn.__name__} " + ("ok" if error is None else f"failed: {error}"),
-                    sync=True,
                     level="info" if error is None else "warning",
                     tool=fn.__name__,
                     ok=error is None,

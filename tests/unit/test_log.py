@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -13,7 +14,7 @@ from pathlib import Path
 import pykka
 import pytest
 
-from actors.log import LogActor, RotatingLineFile, emit
+from actors.log import LogActor, RotatingLineFile, emit, emit_written
 from supervisor.tree import ChildSpec, start_root
 from tests.helpers import read_events
 
@@ -57,6 +58,50 @@ def test_events_below_the_configured_level_are_dropped(log_tree, tmp_path: Path)
         silent_sec=3.0,
     )
     assert [e["message"] for e in read_events(path)] == ["written"]
+
+
+def test_an_event_loop_waiting_for_its_event_to_be_written_keeps_serving(log_tree, tmp_path: Path):
+    path = tmp_path / "events.log"
+    actor = log_tree(path)
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_disk(event: dict) -> None:  # holds the LogActor just after the line is written
+        writing.set()
+        release.wait(10)
+
+    actor.proxy().subscribe(slow_disk).get()
+
+    async def scenario() -> None:
+        waiting = asyncio.create_task(
+            emit_written("notebook.created", "slow", notebook="/tmp/a.ipynb")
+        )
+        assert await asyncio.to_thread(writing.wait, 5)
+        # The loop runs other work meanwhile; the waiter is still waiting for the LogActor.
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        release.set()
+        await asyncio.wait_for(waiting, 5)
+        assert [e["message"] for e in read_events(path)] == ["slow"]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+
+
+def test_waiting_for_an_event_below_the_level_returns_at_once(log_tree, tmp_path: Path):
+    path = tmp_path / "events.log"
+    log_tree(path, level="warning")
+
+    async def scenario() -> None:
+        # Well under the 5 s bound of a wait for a line that never comes.
+        await asyncio.wait_for(
+            emit_written("notebook.created", "dropped", notebook="/tmp/a.ipynb"), 1
+        )
+
+    asyncio.run(scenario())
+    assert read_events(path) == []
 
 
 def test_subscribers_receive_every_event_in_order(log_tree, tmp_path: Path):
