@@ -134,6 +134,8 @@ class JobActor(SupervisedActor):
                 "cell_finished",
                 self._cells[running].cell_id,
                 nb.marker(f"⊘ Stopped at {nb.clock()}: {why}"),
+                None,
+                self._spec.job_id,
             )
             self._set(running, state="error", detail=why)
             self._emit_finished(running)
@@ -348,7 +350,8 @@ class JobActor(SupervisedActor):
             self._refs.proxy("kernel", wait=wait_for_kernel).release(spec.job_id)
         if not self._done.done():
             self._done.set_result(snapshot)
-        self.stop()
+        if not self.actor_stopped.is_set():  # finishing from teardown: already stopping
+            self.stop()
 
     # ------------------------------------------------------------ small helpers
 

@@ -460,8 +460,8 @@ class KernelActor(SupervisedActor):
         visible = execution.saw(msg_type, content, time.monotonic())
         if execution.to_writer:
             self._to_writer(execution.cell_id, msg_type, content)
-        elif execution.job is not None:
-            execution.job.tell(ScratchMessage(msg_type, content))
+        else:
+            self._tell_job(execution, ScratchMessage(msg_type, content))
             if msg_type == "update_display_data":
                 self._to_writer("-", msg_type, content)
         if visible:
@@ -487,14 +487,17 @@ class KernelActor(SupervisedActor):
             return
         execution.last_progress_to_job = now
         age = now - execution.last_output
-        if execution.job is None:
-            return
-        with contextlib.suppress(pykka.ActorDeadError):
-            execution.job.tell(
-                CellProgress(
-                    execution.cell_id, time.time() - age, execution.tail, execution.outputs
-                )
-            )
+        self._tell_job(
+            execution,
+            CellProgress(execution.cell_id, time.time() - age, execution.tail, execution.outputs),
+        )
+
+    @staticmethod
+    def _tell_job(execution: Execution, message: Any) -> None:
+        # The job may have stopped already (server stop, a give-up): the kernel carries on.
+        if execution.job is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                execution.job.tell(message)
 
     def _finish(self, detail: str = "") -> None:
         slot = self._slot
@@ -534,8 +537,7 @@ class KernelActor(SupervisedActor):
         if execution.job is None:
             self._finish_resumed(execution, done)
             return
-        with contextlib.suppress(pykka.ActorDeadError):
-            execution.job.tell(done)
+        self._tell_job(execution, done)
 
     def _finish_resumed(self, execution: Execution, done: CellDone) -> None:
         """End a cell resumed from an earlier daemon: no job is left to do it."""
@@ -571,8 +573,8 @@ class KernelActor(SupervisedActor):
         }
         if execution.to_writer:
             self._to_writer(execution.cell_id, "error", error)
-        elif execution.job is not None:
-            execution.job.tell(ScratchMessage("error", error))
+        else:
+            self._tell_job(execution, ScratchMessage("error", error))
         self._deliver(execution, status, ename, evalue)
 
     # ------------------------------------------------------------ watching: tick, heartbeat
@@ -714,6 +716,8 @@ class KernelActor(SupervisedActor):
 
     def _on_heartbeat(self, beat: Heartbeat) -> None:
         slot = self._slot
+        if slot.state == "starting":
+            return  # a slow start is not a freeze: the start has its own timeout
         if not beat.beating:
             slot.unresponsive_since = time.monotonic() - beat.silent_sec
             slot.state = "unresponsive"

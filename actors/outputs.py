@@ -39,12 +39,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from actors import notebook as nb
+
 __all__ = ["Applied", "OutputBuilder", "last_line", "merge_stream_text"]
 
-# Markers are stderr stream outputs that start with this (DESIGN.md, "The notebook on disk").
-# Kernel stderr must never be merged into one: the writer replaces or strips markers, which
-# would take the kernel's text with them.
-MARKER_PREFIX = "[nb mcp]"
 
 _DISPLAY_TYPES = ("display_data", "execute_result")
 
@@ -273,7 +271,11 @@ def _add_stream(outputs: list[dict[str, Any]], content: dict[str, Any]) -> bool:
     if not text:
         return False
     last = outputs[-1] if outputs else None
-    if last is not None and _is_stream(last, name) and not _is_marker(last):
+    # A marker and the kernel's stderr never merge, either way: the writer replaces or strips
+    # markers, which would take the kernel's text with them, and a marker after a `\r`
+    # progress line would overwrite it.
+    merges = last is not None and _is_stream(last, name) and not nb.is_marker(last)
+    if merges and not (name == "stderr" and str(text).startswith(nb.MARKER_PREFIX)):
         return _merge_into(last, text)
     text = merge_stream_text("", text)
     if not text:  # e.g. a lone "\r": nothing to show, and no state worth keeping
@@ -376,11 +378,6 @@ def _display_id(content: dict[str, Any]) -> str | None:
 
 def _is_stream(output: dict[str, Any], name: str) -> bool:
     return output.get("output_type") == "stream" and output.get("name") == name
-
-
-def _is_marker(output: dict[str, Any]) -> bool:
-    text = _joined(output.get("text", ""))
-    return isinstance(text, str) and text.startswith(MARKER_PREFIX)
 
 
 def _joined(value: Any) -> Any:

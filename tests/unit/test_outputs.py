@@ -653,6 +653,20 @@ def test_kernel_stderr_is_never_merged_into_a_marker() -> None:
     ]
 
 
+def test_a_marker_after_a_progress_line_leaves_the_line_and_takes_its_own_output() -> None:
+    # nb's own warnings (kernel unresponsive, stream lost) arrive as stderr with a marker's
+    # text; merged, the marker would overwrite a tqdm line that ends in "\r".
+    cells = Cells("a")
+    cells.stream("a", " 50%|#####     | 5/10\r", name="stderr")
+    cells.stream("a", "[nb mcp] ⚠ The kernel stopped answering at 10:18:27 UTC\n", name="stderr")
+    cells.stream("a", "100%|##########| 10/10\n", name="stderr")
+    assert texts(cells.outputs["a"]) == [
+        ("stderr", " 50%|#####     | 5/10\r"),
+        ("stderr", "[nb mcp] ⚠ The kernel stopped answering at 10:18:27 UTC\n"),
+        ("stderr", "100%|##########| 10/10\n"),
+    ]
+
+
 # ---------------------------------------------------------------- saved form
 
 
