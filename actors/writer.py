@@ -310,7 +310,7 @@ class WriterActor(SupervisedActor):
         if self._doc is None:
             return
         for position, cell_id in enumerate(cell_ids, start=first):
-            cell = nb.cell_by_id(self._doc, cell_id)
+            cell = self._code_cell(cell_id)
             if cell is None or cell_id in self._live:
                 continue
             self._builder.forget(cell_id)
@@ -348,7 +348,7 @@ class WriterActor(SupervisedActor):
         if self._doc is None:
             self.open()
         assert self._doc is not None
-        cell = nb.cell_by_id(self._doc, cell_id)
+        cell = self._code_cell(cell_id)
         if cell is None:
             return
         previous = nb.without_markers(cell.get("outputs", []))
@@ -393,12 +393,13 @@ class WriterActor(SupervisedActor):
         self._runs[(job_id, cell_id)] = (outputs, count)
         while len(self._runs) > _RUNS_KEPT:
             self._runs.popitem(last=False)
-        cell = None if self._doc is None else nb.cell_by_id(self._doc, cell_id)
+        cell = self._code_cell(cell_id)
         if cell is None:
             if live is not None and live.dropped:
                 self._dropped[cell_id] = outputs  # already reported while it ran
             else:
-                self._drop(cell_id, outputs, "the cell was deleted while it ran")
+                self._dropped[cell_id] = outputs
+                self._gone(cell_id)
         else:
             cell["outputs"] = [*outputs, footer]
             cell["execution_count"] = count
@@ -415,7 +416,7 @@ class WriterActor(SupervisedActor):
         if self._doc is None:
             return
         for cell_id in cell_ids:
-            cell = nb.cell_by_id(self._doc, cell_id)
+            cell = self._code_cell(cell_id)
             if cell is None:
                 continue
             self._builder.forget(cell_id)
@@ -424,26 +425,20 @@ class WriterActor(SupervisedActor):
         self._dirty = True
         self._write_soon()
 
-    def add_output(self, cell_id: str, output: dict[str, Any]) -> None:
-        """Append an output nb made itself (e.g. the kernel-died error) to a running cell."""
-        live = self._live.get(cell_id)
-        if live is not None:
-            live.outputs.append(NotebookNode(output))
-            self._dirty_cells.add(cell_id)
-            self._dirty = True
-
     # ------------------------------------------------------------ the document and the disk
 
     def _outputs_of(self, cell_id: str) -> list[Any] | None:
         live = self._live.get(cell_id)
         if live is not None:
             return live.outputs
-        if self._doc is None:
-            return None
-        cell = nb.cell_by_id(self._doc, cell_id)
-        if cell is None or cell["cell_type"] != "code":
-            return None
-        return cell["outputs"]
+        cell = self._code_cell(cell_id)
+        return None if cell is None else cell["outputs"]
+
+    def _code_cell(self, cell_id: str) -> NotebookNode | None:
+        """The code cell with this id; None if there is none, or it became markdown or raw
+        (outputs there would make the file an invalid notebook)."""
+        cell = None if self._doc is None else nb.cell_by_id(self._doc, cell_id)
+        return cell if cell is not None and cell["cell_type"] == "code" else None
 
     def _forget_outputs(self, cell_id: str | None) -> None:
         keys = (
@@ -452,27 +447,36 @@ class WriterActor(SupervisedActor):
             else list(nb.cell_ids(self._doc or NotebookNode(cells=[])))
         )
         for key in keys:
-            self._builder.forget(key)
+            if key in self._live:
+                self._builder.clear(key)  # a running cell: what it printed so far goes too
+            else:
+                self._builder.forget(key)
 
     def _compose_live(self) -> None:
         """Put each running cell's outputs, under its Running marker, into the document."""
         if self._doc is None:
             return
         for cell_id, live in self._live.items():
-            cell = nb.cell_by_id(self._doc, cell_id)
+            cell = self._code_cell(cell_id)
             if cell is None:
                 if not live.dropped:
                     live.dropped = True
-                    self._notify_dropped(cell_id, "the cell was deleted while it ran")
+                    self._gone(cell_id)
                 continue
             cell["outputs"] = [live.marker, *live.outputs]
             cell["execution_count"] = live.execution_count
+
+    def _gone(self, cell_id: str) -> None:
+        """A running cell's outputs have nowhere to go: it was deleted, or is no longer code."""
+        retyped = self._doc is not None and nb.cell_by_id(self._doc, cell_id) is not None
+        what = "was changed to a markdown or raw cell" if retyped else "was deleted"
+        self._notify_dropped(cell_id, f"the cell {what} while it ran", retyped)
 
     def _drop(self, cell_id: str, outputs: list[Any], reason: str) -> None:
         self._dropped[cell_id] = outputs
         self._notify_dropped(cell_id, reason)
 
-    def _notify_dropped(self, cell_id: str, reason: str) -> None:
+    def _notify_dropped(self, cell_id: str, reason: str, retyped: bool = False) -> None:
         emit(
             "writer.output_dropped",
             f"output for cell {cell_id} not written to {self.path.name}: {reason}",
@@ -481,8 +485,9 @@ class WriterActor(SupervisedActor):
             cell_id=cell_id,
             reason=reason,
         )
+        what = "became a markdown or raw cell" if retyped else "was deleted from the file"
         self._notices.append(
-            f"cell {cell_id} was deleted from the file while it ran; its outputs were not written "
+            f"cell {cell_id} {what} while it ran; its outputs were not written "
             "(they are in this reply when the job finishes)"
         )
 
@@ -611,6 +616,12 @@ class WriterActor(SupervisedActor):
                 theirs["outputs"] = ours["outputs"]
                 theirs["execution_count"] = ours.get("execution_count")
                 reapplied += 1
+            elif cell_id not in self._live:
+                self._dropped[cell_id] = ours.get("outputs", [])
+                self._notify_dropped(
+                    cell_id, "the cell was changed to a markdown or raw cell on disk", True
+                )
+                dropped += 1
         self._doc, self._stamp = disk_doc, stamp
         emit(
             "writer.external_change_merged",

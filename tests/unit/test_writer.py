@@ -163,7 +163,7 @@ def test_deleting_the_running_cell_by_hand_drops_its_output_with_an_event_not_a_
     (outputs,) = h.writer.outputs_of_cells([running]).get()
     assert outputs.index is None and outputs.outputs[0]["text"] == "epoch 1\n"
     notices = h.writer.take_notices().get()
-    assert any("deleted from the file while it ran" in notice for notice in notices)
+    assert any("deleted from the file while it ran" in notice for notice in notices), notices
     dropped = wait_for(
         lambda: events_named(h.events(), "writer.output_dropped"), what="writer.output_dropped"
     )
@@ -224,3 +224,47 @@ def test_the_cells_queued_behind_a_running_one_are_numbered_within_their_job(har
     assert "▶ Running (1/3," in markers[0]
     assert "⏳ Queued (2/3, job j-0000abcd" in markers[1]
     assert "⏳ Queued (3/3, job j-0000abcd" in markers[2]
+
+
+def test_a_running_cell_turned_into_markdown_by_hand_keeps_the_file_a_valid_notebook(
+    harness, tmp_path
+):
+    path = tmp_path / "n.ipynb"
+    (cell,) = write_notebook(path, "train()")
+    h = harness(path)
+    h.writer.open().get()
+    h.writer.cell_started(cell, 1, 1, time.time()).get()
+    h.stream(cell, "epoch 1\n")
+    h.writer.flush().get()
+    by_hand = nbformat.read(path, as_version=4)
+    by_hand.cells[0] = nbformat.v4.new_markdown_cell("# notes", id=cell)
+    nbformat.write(by_hand, path)
+    h.stream(cell, "epoch 2\n")
+    h.writer.cell_finished(cell, nb.done_marker(time.time(), 1.0), 1, "j-1").get()
+    h.writer.flush().get()
+    saved = nbformat.read(path, as_version=4)
+    nbformat.validate(saved)
+    assert saved.cells[0].cell_type == "markdown" and saved.cells[0].source == "# notes"
+    (dropped,) = wait_for(
+        lambda: events_named(h.events(), "writer.output_dropped"), what="writer.output_dropped"
+    )
+    assert "markdown" in dropped["reason"]
+    notices = h.writer.take_notices().get()
+    assert any(f"cell {cell} became a markdown or raw cell" in n for n in notices), notices
+
+
+def test_clearing_a_running_cells_outputs_clears_what_it_printed_so_far(harness, tmp_path):
+    path = tmp_path / "n.ipynb"
+    (cell,) = write_notebook(path, "train()")
+    h = harness(path)
+    h.writer.open().get()
+    h.writer.cell_started(cell, 1, 1, time.time()).get()
+    h.stream(cell, "before clear\n")
+    h.writer.flush().get()
+    assert stdout_of(path, cell) == "before clear\n"
+    h.writer.edit(nb.ClearOutputs(cell_id=cell)).get()
+    assert "before clear" not in stdout_of(path, cell)
+    h.stream(cell, "after clear\n")
+    h.writer.cell_finished(cell, nb.done_marker(time.time(), 1.0), 1, "j-1").get()
+    h.writer.flush().get()
+    assert stdout_of(path, cell) == "after clear\n"
