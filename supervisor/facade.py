@@ -378,6 +378,8 @@ class Facade:
         try:
             notebook.supervisor_proxy.start_child(child).get(timeout=_ASK_TIMEOUT)
         except Exception as error:
+            with self._lock:
+                self._jobs.pop(job_id, None)  # its future would never resolve: busy() forever
             raise NbError(f"could not start the job: {error}") from error
         return Submitted(job_id, notebook.path, kind, cell_ids, future, notices)
 

@@ -72,6 +72,7 @@ def view(notebook: NotebookNode, index: int) -> CellView:
 def summarize_outputs(outputs: list[Any]) -> str:
     parts: list[str] = []
     stream_lines: dict[str, int] = {}
+    stream_part: dict[str, int] = {}  # where in parts each stream's line count goes
     for output in outputs:
         kind = output.get("output_type")
         if nb.is_marker(output):
@@ -80,16 +81,16 @@ def summarize_outputs(outputs: list[Any]) -> str:
             name = output.get("name", "stdout")
             if name not in stream_lines:
                 stream_lines[name] = 0
-                parts.append(f"<{name}>")
+                stream_part[name] = len(parts)
+                parts.append("")
             stream_lines[name] += len(str(output.get("text", "")).splitlines())
         elif kind in ("display_data", "execute_result"):
             parts.append(_describe_bundle(output.get("data", {}), kind == "execute_result"))
         elif kind == "error":
             parts.append(_clip(f"{output.get('ename', 'Error')}: {output.get('evalue', '')}", 60))
-    text = " · ".join(parts)
     for name, count in stream_lines.items():
-        text = text.replace(f"<{name}>", f"{name} {count} line{'s' if count != 1 else ''}", 1)
-    return text
+        parts[stream_part[name]] = f"{name} {count} line{'s' if count != 1 else ''}"
+    return " · ".join(parts)
 
 
 def _describe_bundle(data: dict[str, Any], is_result: bool) -> str:

@@ -203,6 +203,7 @@ def test_status_reports_an_orphaned_kernel_and_cleanup_stops_only_that(tmp_path,
         )
         (kernel_pid,) = [e["kernel_pid"] for e in server.events() if e["event"] == "kernel.ready"]
         os.kill(server.pid, signal.SIGKILL)
+        wait_for(lambda: not process_alive(server.pid), what="the killed server to be gone")
         saved = load(workdir / "orphan.ipynb")  # the last flush: valid JSON, outputs so far
         assert "x\n" in outputs_text(workdir / "orphan.ipynb", 0) and saved["cells"]
         bystander = subprocess.Popen(["sleep", "60"])  # not ours: must survive cleanup
