@@ -184,7 +184,7 @@ def register(tools: Tools) -> None:
     ) -> list[Any] | str:
         """A job's cells with their state, duration and last output age; its outputs once it
         has finished."""
-        wait = waiting.bound(tools.config, block_for)
+        wait = waiting.bound(tools.config, block_for or 0.0)  # null is the default: no wait
         future = facade.job_future(job_id)
         if wait.seconds > 0 or future.done():
             snapshot = await waiting.wait_for(facade, job_id, future, wait.seconds, ctx)
@@ -194,6 +194,8 @@ def register(tools: Tools) -> None:
         if not snapshot.done:
             await run(facade.remember_job, job_id)
         notes = await run(facade.notices_for, snapshot.notebook)
+        if wait.note:
+            notes = [wait.note, *notes]
         return replies.with_notices(job_replies.table(snapshot), notes)
 
     @tools.tool

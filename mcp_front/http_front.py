@@ -92,7 +92,8 @@ async def serve_http(
     facade: Facade, host: str, port: int, bearer: str | None, stopping: anyio.Event
 ) -> None:
     roots = facade.config.roots
-    server = build(facade, Scope(roots[0], roots))
+    # A remote client's roots name folders on its own machine; it must not widen ours.
+    server = build(facade, Scope(roots[0], roots), client_roots=False)
     app = server.streamable_http_app(host=host)
     asgi: Any = app if bearer is None else _BearerToken(app, bearer)
     http = _Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning"))

@@ -18,12 +18,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import Field
 
-from actors.log import emit, emit_written
+from actors.log import emit_written
 from mcp_front import replies
 from supervisor.facade import Facade, NbError
 from supervisor.paths import Scope
 
 P = ParamSpec("P")
+_ROOTS_TIMEOUT_SEC = 10.0
 R = TypeVar("R")
 
 NotebookPath = Annotated[
@@ -38,13 +39,20 @@ CellId = Annotated[str | None, Field(description="Cell id (from list_cells); use
 class Tools:
     """The server, the facade, and the decorator that turns a coroutine into a tool."""
 
-    def __init__(self, server: MCPServer, facade: Facade, scope: Scope) -> None:
+    def __init__(
+        self, server: MCPServer, facade: Facade, scope: Scope, client_roots: bool = True
+    ) -> None:
         self.server = server
         self.facade = facade
         self.config = facade.config
         self.default_scope = scope
+        # One Tools serves one connection (a stdio session, a daemon front) when it asks the
+        # client for roots, so the answer is kept here until the client says they changed.
+        # The HTTP front shares one among its connections and never asks.
+        self._client_roots = client_roots
+        self._roots: list[Path] | None = None
+        self._roots_asked = False
         self._parameters: dict[str, list[str]] = {}
-        self._roots: dict[int, list[Path] | None] = {}
         server.middleware.append(_UnknownArguments(self._parameters))
         server.middleware.append(self._forget_roots_on_change)
 
@@ -58,19 +66,18 @@ class Tools:
         has no back-channel to ask.
         """
         capabilities = ctx.client_capabilities
-        if capabilities is None or capabilities.roots is None:
+        if not self._client_roots or capabilities is None or capabilities.roots is None:
             return self.default_scope
-        key = id(ctx.session)
-        if key not in self._roots:
-            self._roots[key] = await _ask_roots(ctx)
-        roots = self._roots[key]
+        if not self._roots_asked:
+            self._roots, self._roots_asked = await _ask_roots(ctx), True
+        roots = self._roots
         return self.default_scope if not roots else Scope(self.default_scope.cwd, tuple(roots))
 
     async def _forget_roots_on_change(
         self, ctx: ServerRequestContext[Any, Any], call_next: Any
     ) -> Any:
         if ctx.method == "notifications/roots/list_changed":
-            self._roots.pop(id(ctx.session), None)
+            self._roots_asked = False
         return await call_next(ctx)
 
     def tool(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -119,11 +126,17 @@ class Tools:
 
 async def _ask_roots(ctx: Context) -> list[Path] | None:
     try:
+        # The deprecation warning fires when the call is made; the filter is process-wide,
+        # so it must not stay in place across the await while other calls run.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # roots are deprecated in 2026-07-28, not here
-            result = await ctx.session.list_roots()
+            asking = ctx.session.list_roots()
+        with anyio.fail_after(_ROOTS_TIMEOUT_SEC):
+            result = await asking
     except Exception:
-        return None  # no back-channel on this connection: the server's setting applies
+        # No back-channel on this connection, or a client that does not answer: the server's
+        # own setting applies.
+        return None
     folders = []
     for root in result.roots:
         uri = urlparse(str(root.uri))
@@ -154,7 +167,7 @@ class _UnknownArguments:
                         f"{name} does not take {', '.join(map(repr, unknown))}; "
                         f"its arguments are: {', '.join(known)}"
                     )
-                    emit(
+                    await emit_written(  # in the log before the refusal leaves, as for any call
                         "tool.completed",
                         f"{name} failed: {text}",
                         level="warning",

@@ -21,11 +21,12 @@ written to the .ipynb at once, so a person watching it in JupyterLab or VS Code 
 """
 
 
-def build(facade: Facade, scope: Scope) -> MCPServer:
+def build(facade: Facade, scope: Scope, client_roots: bool = True) -> MCPServer:
+    """The tools for one caller; `client_roots=False` ignores the roots a client declares."""
     # WARNING: the SDK's INFO lines (every refused call) would flood the client's stderr log;
     # nb's own event log says what happened.
     server = MCPServer("nb", version=VERSION, instructions=INSTRUCTIONS, log_level="WARNING")
-    tools = Tools(server, facade, scope)
+    tools = Tools(server, facade, scope, client_roots)
     edit_tools.register(tools)
     exec_tools.register(tools)
     return server

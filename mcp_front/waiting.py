@@ -7,6 +7,7 @@ The wait is the only thing a tool call owns: a cancelled call (the client's Esc,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -51,7 +52,13 @@ async def wait_for(
         return future.result() if future.done() else None
     loop = asyncio.get_running_loop()
     finished = anyio.Event()
-    future.add_done_callback(lambda _: loop.call_soon_threadsafe(finished.set))
+
+    def wake(_: Future[JobSnapshot]) -> None:
+        # The job may end after this wait (and its event loop) is long gone.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(finished.set)
+
+    future.add_done_callback(wake)
     started = loop.time()
     while not future.done():
         remaining = started + seconds - loop.time()

@@ -44,6 +44,9 @@ def serve(config: Config, http: str | None = None, no_token: bool = False) -> in
         # One daemon serves many projects: its event log lives with it, not in one project.
         config = replace(config, log_path=state_dir / "events.log")
     socket_path = statedir.daemon_socket(state_dir)
+    # Settings are read before the tree starts: a typo must not stop kernels taken over below.
+    # A daemon serving remote agents stays up until told to stop.
+    idle = 0.0 if http_front else daemon_idle_sec()
     facade = Facade(config, mode="daemon", cwd=state_dir)
     facade.start()
     reason = "crashed"
@@ -61,8 +64,6 @@ def serve(config: Config, http: str | None = None, no_token: bool = False) -> in
                 "log_path": str(config.log_path),
             },
         )
-        # A daemon serving remote agents stays up until told to stop.
-        idle = 0.0 if http_front else daemon_idle_sec()
         if http_front:
             host, port, bearer = http_front
             print(

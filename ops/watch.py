@@ -95,7 +95,7 @@ def candidate_logs(job_id: str, notebook: str | None, explicit: str | None) -> l
     found.append(Path.cwd() / ".nb_mcp.log")
     found.append(state_dir / "events.log")  # the daemon's log
     if notebook:
-        folder = Path(notebook).expanduser().absolute().parent
+        folder = Path(notebook).expanduser().resolve().parent
         found += [parent / ".nb_mcp.log" for parent in [folder, *folder.parents]]
     unique: list[Path] = []
     for path in found:
@@ -110,7 +110,8 @@ class _Job:
 
     def __init__(self, job_id: str, notebook: str | None) -> None:
         self.job_id = job_id
-        self.notebook = str(Path(notebook).expanduser().absolute()) if notebook else None
+        # Events carry resolved paths (symlinks and ".." gone).
+        self.notebook = str(Path(notebook).expanduser().resolve()) if notebook else None
         self.seen = False
         self.server_pid: int | None = None
 

@@ -77,7 +77,8 @@ class McpServer:
         # In-process unless asked: most tests are about the tree, not the daemon around it.
         args = ["mcp", "--in-process"] if in_process else ["mcp"]
         params = StdioServerParameters(command=NB, args=args, cwd=str(cwd), env=env)
-        callback = None if roots is None else _roots_callback(roots)
+        self.roots_asked: list[float] = []
+        callback = None if roots is None else roots_callback(roots, self.roots_asked)
         client = Client(
             stdio_client(params, errlog=self._stderr), list_roots_callback=callback, mode=mode
         )
@@ -127,10 +128,13 @@ class McpServer:
         self.close()
 
 
-def _roots_callback(roots: list[Path]) -> Any:
+def roots_callback(roots: list[Path], asked: list[float] | None = None) -> Any:
+    """The client's answer to roots/list; each time it is asked is appended to `asked`."""
     from mcp_types import ListRootsResult, Root
 
     async def list_roots(_: Any) -> ListRootsResult:
+        if asked is not None:
+            asked.append(time.monotonic())
         return ListRootsResult(roots=[Root(uri=p.as_uri(), name=p.name) for p in roots])
 
     return list_roots

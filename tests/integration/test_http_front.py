@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.helpers import NB, server_env, wait_for
+from tests.helpers import NB, roots_callback, server_env, wait_for
 
 
 def free_port() -> int:
@@ -55,15 +55,22 @@ def http_daemon(tmp_path: Path, workdir: Path) -> Iterator[tuple[int, dict[str, 
         daemon.wait(timeout=30)
 
 
-async def call(port: int, token: str, tool: str, arguments: dict) -> str:
+async def call(
+    port: int, token: str, tool: str, arguments: dict, roots: list[Path] | None = None
+) -> tuple[bool, str]:
+    """(is_error, text) of one tool call; `roots`: the client declares them (legacy protocol)."""
     headers = {"Authorization": f"Bearer {token}"}
+    extra: dict = {}
+    if roots is not None:
+        extra = {"list_roots_callback": roots_callback(roots), "mode": "legacy"}
     async with (
         httpx2.AsyncClient(headers=headers, timeout=60) as http,
-        Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client,
+        Client(
+            streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http), **extra
+        ) as client,
     ):
         result = await client.call_tool(tool, arguments)
-        assert not result.is_error, result.content
-        return "".join(c.text for c in result.content if c.type == "text")
+        return bool(result.is_error), "".join(c.text for c in result.content if c.type == "text")
 
 
 def test_an_agent_with_the_token_runs_cells_over_http(http_daemon, tmp_path, workdir):
@@ -71,24 +78,26 @@ def test_an_agent_with_the_token_runs_cells_over_http(http_daemon, tmp_path, wor
     token_file = tmp_path / "state" / "http.token"
     assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
     token = token_file.read_text().strip()
-    reply = anyio.run(
+    failed, reply = anyio.run(
         call, port, token, "insert_and_exec", {"path": "remote.ipynb", "source": "print(6 * 7)"}
     )
+    assert not failed, reply
     assert "42" in reply
     assert (workdir / "remote.ipynb").exists()  # relative paths start at the first root
-    outside = anyio.run(_refused, port, token, str(tmp_path / "elsewhere.ipynb"))
-    assert "outside the folders nb may touch" in outside
+    elsewhere = {"path": str(tmp_path / "elsewhere.ipynb"), "source": "x"}
+    failed, outside = anyio.run(call, port, token, "insert_cell", elsewhere)
+    assert failed and "outside the folders nb may touch" in outside
 
 
-async def _refused(port: int, token: str, path: str) -> str:
-    headers = {"Authorization": f"Bearer {token}"}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=60) as http,
-        Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client,
-    ):
-        result = await client.call_tool("insert_cell", {"path": path, "source": "x"})
-        assert result.is_error
-        return "".join(c.text for c in result.content if c.type == "text")
+def test_a_remote_clients_roots_do_not_widen_the_servers(http_daemon, tmp_path):
+    port, _ = http_daemon
+    token = (tmp_path / "state" / "http.token").read_text().strip()
+    target = tmp_path / "elsewhere.ipynb"
+    failed, reply = anyio.run(
+        call, port, token, "insert_cell", {"path": str(target), "source": "x"}, [Path("/")]
+    )
+    assert failed and "outside the folders nb may touch" in reply
+    assert not target.exists()
 
 
 def test_a_request_without_the_token_is_refused(http_daemon):

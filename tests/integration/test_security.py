@@ -166,6 +166,14 @@ def test_the_clients_roots_confine_the_tools_when_it_declares_them(tmp_path, wor
         assert not server.call("insert_cell", path="project/ok.ipynb", source="x").is_error
 
 
+def test_the_client_is_asked_for_its_roots_once_per_connection(tmp_path, workdir):
+    env = server_env(tmp_path)
+    with McpServer(workdir, env, tmp_path / "stderr", roots=[workdir], mode="legacy") as server:
+        for n in range(3):
+            assert not server.call("insert_cell", path="a.ipynb", source=f"{n}").is_error
+        assert len(server.roots_asked) == 1
+
+
 def test_nb_run_always_allows_its_argument_and_nb_watch_refuses_paths_outside(tmp_path, outside):
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
