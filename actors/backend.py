@@ -26,8 +26,7 @@ import zmq
 from jupyter_client import KernelManager
 from jupyter_client.client import KernelClient
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-from supervisor import statedir
+from nb_mcp.supervisor import statedir
 
 
 class KernelStartError(Exception):

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pykka
-
-from actors.backend import KernelBackend
-from actors.outputs import last_line
+from nb_mcp.actors.backend import KernelBackend
+from nb_mcp.actors.outputs import last_line
 
 OUTPUT_TYPES = frozenset(
     {

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from actors import notebook as nb
-from actors.kernel_protocol import CellDone, CellProgress, ScratchMessage, Turn, Waiting
-from actors.log import emit
-from actors.outputs import OutputBuilder
-from actors.refs import NotebookRefs, NotRunning
-from supervisor.tree import SupervisedActor, Supervision
+from nb_mcp.actors import notebook as nb
+from nb_mcp.actors.kernel_protocol import CellDone, CellProgress, ScratchMessage, Turn, Waiting
+from nb_mcp.actors.log import emit
+from nb_mcp.actors.outputs import OutputBuilder
+from nb_mcp.actors.refs import NotebookRefs, NotRunning
+from nb_mcp.supervisor.tree import SupervisedActor, Supervision
 
 SCRATCH = "scratch"
 

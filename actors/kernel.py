@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pykka
-
-from actors import notebook as nb
-from actors.backend import NO_LIMITS, KernelBackend, KernelStartError, Limits, LocalBackend
-from actors.channels import ChannelPump, ChannelsFailed, Heartbeat, Incoming
-from actors.execution import OUTPUT_TYPES, Execution, KernelSlot
-from actors.kernel_protocol import (
+from nb_mcp.actors import notebook as nb
+from nb_mcp.actors.backend import NO_LIMITS, KernelBackend, KernelStartError, Limits, LocalBackend
+from nb_mcp.actors.channels import ChannelPump, ChannelsFailed, Heartbeat, Incoming
+from nb_mcp.actors.execution import OUTPUT_TYPES, Execution, KernelSlot
+from nb_mcp.actors.kernel_protocol import (
     CellDone,
     CellProgress,
     KernelInfo,
@@ -37,11 +36,11 @@ from actors.kernel_protocol import (
     Turn,
     Waiting,
 )
-from actors.log import emit
-from actors.refs import NotebookRefs, NotRunning
-from actors.timers import Ticker
-from actors.writer import CellMessage
-from supervisor.tree import SupervisedActor, Supervision
+from nb_mcp.actors.log import emit
+from nb_mcp.actors.refs import NotebookRefs, NotRunning
+from nb_mcp.actors.timers import Ticker
+from nb_mcp.actors.writer import CellMessage
+from nb_mcp.supervisor.tree import SupervisedActor, Supervision
 
 _TICK = 0.1
 _PROBE_EVERY = 0.5

@@ -21,8 +21,7 @@ from typing import Any
 
 import pykka
 import structlog
-
-from supervisor.tree import SupervisedActor, Supervision
+from nb_mcp.supervisor.tree import SupervisedActor, Supervision
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]

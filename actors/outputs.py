@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from actors import notebook as nb
+from nb_mcp.actors import notebook as nb
 
 __all__ = ["Applied", "OutputBuilder", "last_line", "merge_stream_text"]
 

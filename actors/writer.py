@@ -24,15 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from nb_mcp.actors import atomic
+from nb_mcp.actors import notebook as nb
+from nb_mcp.actors.log import emit
+from nb_mcp.actors.outputs import OutputBuilder
+from nb_mcp.actors.refs import NotebookRefs
+from nb_mcp.actors.timers import Timer
+from nb_mcp.supervisor.tree import SupervisedActor, Supervision
 from nbformat import NotebookNode
-
-from actors import atomic
-from actors import notebook as nb
-from actors.log import emit
-from actors.outputs import OutputBuilder
-from actors.refs import NotebookRefs
-from actors.timers import Timer
-from supervisor.tree import SupervisedActor, Supervision
 
 T = TypeVar("T")
 _RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
+from nb_mcp.mcp_front import replies
+from nb_mcp.mcp_front.registry import CellId, Index, NotebookPath, Tools
+from nb_mcp.supervisor.facade import Edited, NbError
 from pydantic import Field
-
-from mcp_front import replies
-from mcp_front.registry import CellId, Index, NotebookPath, Tools
-from supervisor.facade import Edited, NbError
 
 
 def register(tools: Tools) -> None:

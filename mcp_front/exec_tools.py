@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
+from nb_mcp.mcp_front import job_replies, replies, waiting
+from nb_mcp.mcp_front.registry import CellId, Index, NotebookPath, Tools
+from nb_mcp.supervisor.facade import Submitted
 from pydantic import Field
-
-from mcp_front import job_replies, replies, waiting
-from mcp_front.registry import CellId, Index, NotebookPath, Tools
-from supervisor.facade import Submitted
 
 Timeout = Annotated[
     float | None,

@@ -18,11 +18,10 @@ from typing import Any
 
 import anyio
 import uvicorn
-
-from mcp_front.server import build
-from supervisor import statedir
-from supervisor.facade import Facade
-from supervisor.paths import Scope
+from nb_mcp.mcp_front.server import build
+from nb_mcp.supervisor import statedir
+from nb_mcp.supervisor.facade import Facade
+from nb_mcp.supervisor.paths import Scope
 
 
 class HttpRefused(Exception):

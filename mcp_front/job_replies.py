@@ -5,11 +5,11 @@ from __future__ import annotations
 import shlex
 import time
 
-from actors import notebook as nb
-from actors.job import CellRun, JobSnapshot
-from actors.writer import CellOutputs
-from mcp_front.replies import Content, clip, render_outputs, text, with_notices
-from supervisor.facade import ServerStatus
+from nb_mcp.actors import notebook as nb
+from nb_mcp.actors.job import CellRun, JobSnapshot
+from nb_mcp.actors.writer import CellOutputs
+from nb_mcp.mcp_front.replies import Content, clip, render_outputs, text, with_notices
+from nb_mcp.supervisor.facade import ServerStatus
 
 _ICONS = {
     "ok": "✓",

@@ -16,12 +16,11 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
+from nb_mcp.actors.log import emit_written
+from nb_mcp.mcp_front import replies
+from nb_mcp.supervisor.facade import Facade, NbError
+from nb_mcp.supervisor.paths import Scope
 from pydantic import Field
-
-from actors.log import emit_written
-from mcp_front import replies
-from supervisor.facade import Facade, NbError
-from supervisor.paths import Scope
 
 P = ParamSpec("P")
 _ROOTS_TIMEOUT_SEC = 10.0

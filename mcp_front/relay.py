@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from supervisor import statedir
-from supervisor.config import Config
-from supervisor.facade import VERSION
+from nb_mcp.supervisor import statedir
+from nb_mcp.supervisor.config import Config
+from nb_mcp.supervisor.facade import VERSION
 
 _START_TIMEOUT_SEC = 30.0
 
@@ -60,7 +60,7 @@ def connect_or_start(config: Config) -> socket.socket:
         return _connect(path)
     except OSError:
         pass
-    from ops.daemon import starting_lock
+    from nb_mcp.ops.daemon import starting_lock
 
     with starting_lock(state_dir):
         try:
@@ -95,7 +95,7 @@ def _connect(path: Path) -> socket.socket:
 def _spawn_daemon(state_dir: Path) -> subprocess.Popen[bytes]:
     with open(state_dir / "daemon.stderr", "ab") as errors:
         return subprocess.Popen(
-            [sys.executable, "-m", "ops.cli", "serve"],
+            [sys.executable, "-m", "nb_mcp.ops.cli", "serve"],
             cwd=state_dir,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

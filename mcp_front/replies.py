@@ -9,10 +9,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from mcp_types import ImageContent, TextContent
-
-from actors import notebook as nb
-from supervisor import facade as f
-from supervisor.views import CellSummary
+from nb_mcp.actors import notebook as nb
+from nb_mcp.supervisor import facade as f
+from nb_mcp.supervisor.views import CellSummary
 
 Content = TextContent | ImageContent
 

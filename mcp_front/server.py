@@ -7,12 +7,11 @@ import signal
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
-
-from mcp_front import edit_tools, exec_tools
-from mcp_front.registry import Tools
-from mcp_front.stdio import StdinLines
-from supervisor.facade import VERSION, Facade
-from supervisor.paths import Scope
+from nb_mcp.mcp_front import edit_tools, exec_tools
+from nb_mcp.mcp_front.registry import Tools
+from nb_mcp.mcp_front.stdio import StdinLines
+from nb_mcp.supervisor.facade import VERSION, Facade
+from nb_mcp.supervisor.paths import Scope
 
 INSTRUCTIONS = """\
 nb reads, edits and runs Jupyter notebooks. Cells are addressed by `index` (0-based, negative

@@ -22,11 +22,10 @@ import anyio
 from anyio.abc import SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp.server.stdio import stdio_server
-
-from actors.log import emit
-from mcp_front.server import build
-from supervisor.facade import VERSION, Facade
-from supervisor.paths import Scope
+from nb_mcp.actors.log import emit
+from nb_mcp.mcp_front.server import build
+from nb_mcp.supervisor.facade import VERSION, Facade
+from nb_mcp.supervisor.paths import Scope
 
 _HELLO_LIMIT = 1 << 16
 _LINE_LIMIT = 1 << 28  # one JSON-RPC message; a notebook cell's source can be large
@@ -104,7 +103,7 @@ async def serve(
         group.start_soon(_watch_signals, daemon)
         group.start_soon(_watch_idle, daemon)
         if http is not None:
-            from mcp_front.http_front import serve_http
+            from nb_mcp.mcp_front.http_front import serve_http
 
             group.start_soon(serve_http, facade, *http, daemon.stopping)
         await daemon.stopping.wait()

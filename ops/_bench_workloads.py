@@ -22,10 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import DeadKernelError
-
-from ops._bench_driver import (
+from nb_mcp.ops._bench_driver import (
     BenchError,
     FileWatcher,
     Hung,
@@ -35,6 +32,8 @@ from ops._bench_driver import (
     read_events,
     wait_until,
 )
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
 
 MARKER_PREFIX = "[nb mcp] "
 

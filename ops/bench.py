@@ -27,7 +27,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ops._bench_workloads import WORKLOADS, Context, Outcome, Row, Sizes, say
+from nb_mcp.ops._bench_workloads import WORKLOADS, Context, Outcome, Row, Sizes, say
 
 DEFAULT_JSON = "bench-results.json"
 

@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from supervisor.config import Config, ConfigError
+from nb_mcp.supervisor.config import Config, ConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,13 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _mcp(args: argparse.Namespace, config: Config) -> int:
     if not args.in_process:
-        from mcp_front.relay import run_front
+        from nb_mcp.mcp_front.relay import run_front
 
         return run_front(config)
     import anyio
-
-    from mcp_front.server import serve_stdio
-    from supervisor.facade import Facade
+    from nb_mcp.mcp_front.server import serve_stdio
+    from nb_mcp.supervisor.facade import Facade
 
     _ignore_file_size_signal()
     _quiet_library_logs()
@@ -102,7 +101,7 @@ def _mcp(args: argparse.Namespace, config: Config) -> int:
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
-    from ops.daemon import serve
+    from nb_mcp.ops.daemon import serve
 
     _ignore_file_size_signal()
     _quiet_library_logs()
@@ -110,13 +109,13 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 
 
 def _stop(args: argparse.Namespace, config: Config) -> int:
-    from ops.status import stop_daemon
+    from nb_mcp.ops.status import stop_daemon
 
     return stop_daemon(config.state_dir, sys.stdout)
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
-    from ops.run import run
+    from nb_mcp.ops.run import run
 
     _ignore_file_size_signal()
     _quiet_library_logs()
@@ -124,7 +123,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
 
 def _watch(args: argparse.Namespace, config: Config) -> int:
-    from ops.watch import watch
+    from nb_mcp.ops.watch import watch
 
     try:
         return watch(args.job, args.path, args.format, args.log, roots=config.roots)
@@ -135,13 +134,13 @@ def _watch(args: argparse.Namespace, config: Config) -> int:
 
 
 def _status(args: argparse.Namespace, config: Config) -> int:
-    from ops.status import print_status
+    from nb_mcp.ops.status import print_status
 
     return print_status(config.state_dir, sys.stdout, as_json=args.json)
 
 
 def _cleanup(args: argparse.Namespace, config: Config) -> int:
-    from ops.status import cleanup
+    from nb_mcp.ops.status import cleanup
 
     return cleanup(config.state_dir, sys.stdout, dry_run=args.dry_run)
 

@@ -16,15 +16,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from supervisor import statedir
-from supervisor.config import Config
+from nb_mcp.supervisor import statedir
+from nb_mcp.supervisor.config import Config
 
 
 def serve(config: Config, http: str | None = None, no_token: bool = False) -> int:
     import anyio
-
-    from mcp_front.socket_server import serve as serve_socket
-    from supervisor.facade import VERSION, Facade
+    from nb_mcp.mcp_front.socket_server import serve as serve_socket
+    from nb_mcp.supervisor.facade import VERSION, Facade
 
     state_dir = statedir.ensure(config.state_dir)
     try:
@@ -81,7 +80,7 @@ def serve(config: Config, http: str | None = None, no_token: bool = False) -> in
         facade.report_unhandled(error, "nb serve")
         raise
     finally:
-        from ops.cli import ignore_stop_signals
+        from nb_mcp.ops.cli import ignore_stop_signals
 
         ignore_stop_signals()
         facade.stop(reason)
@@ -92,7 +91,7 @@ def serve(config: Config, http: str | None = None, no_token: bool = False) -> in
 
 
 def _http_front(spec: str, no_token: bool, state_dir: Path) -> tuple[str, int, str | None]:
-    from mcp_front.http_front import loopback, token
+    from nb_mcp.mcp_front.http_front import loopback, token
 
     host, _, port = spec.rpartition(":")
     if not host or not port.isdigit():

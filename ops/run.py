@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from actors import notebook as nb
-from actors.job import JobSnapshot
-from supervisor.config import Config
-from supervisor.facade import Facade, NbError
-from supervisor.paths import Scope
+from nb_mcp.actors import notebook as nb
+from nb_mcp.actors.job import JobSnapshot
+from nb_mcp.supervisor.config import Config
+from nb_mcp.supervisor.facade import Facade, NbError
+from nb_mcp.supervisor.paths import Scope
 
 _REFRESH_SEC = 0.25
 

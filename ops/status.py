@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from actors import notebook as nb
-from supervisor import statedir
+from nb_mcp.actors import notebook as nb
+from nb_mcp.supervisor import statedir
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from supervisor import statedir
-from supervisor.config import default_state_dir
-from supervisor.paths import within
+from nb_mcp.supervisor import statedir
+from nb_mcp.supervisor.config import default_state_dir
+from nb_mcp.supervisor.paths import within
 
 OK, JOB_FAILED, NO_LOG, SERVER_STOPPED, NO_SUCH_JOB, OUTSIDE_ROOTS = 0, 1, 2, 3, 4, 5
 _POLL_SEC = 0.2

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
-
-from supervisor._supervised import ChildExited, Stopping, SupervisedActor, Supervision
-from supervisor.spec import ChildSpec, Restart, Strategy
+from nb_mcp.supervisor._supervised import ChildExited, Stopping, SupervisedActor, Supervision
+from nb_mcp.supervisor.spec import ChildSpec, Restart, Strategy
 
 logger = logging.getLogger(__name__)
 

@@ -16,27 +16,27 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pykka
-
-from actors import notebook as nb
-from actors.backend import KernelStartError, check_kernel_name
-from actors.execution import KernelSlot
-from actors.job import JobActor, JobSnapshot, JobSpec
-from actors.kernel_protocol import KernelInfo
-from actors.log import LogActor, emit
-from actors.refs import NotebookRefs, NotRunning
-from actors.writer import CellOutputs, EditResult
-from supervisor import statedir, takeover, views
-from supervisor.config import Config
-from supervisor.notebook_tree import notebook_spec
-from supervisor.paths import PathError, Scope, notebook_path
-from supervisor.tree import ChildSpec, Restart, start_root
+from nb_mcp.actors import notebook as nb
+from nb_mcp.actors.backend import KernelStartError, check_kernel_name
+from nb_mcp.actors.execution import KernelSlot
+from nb_mcp.actors.job import JobActor, JobSnapshot, JobSpec
+from nb_mcp.actors.kernel_protocol import KernelInfo
+from nb_mcp.actors.log import LogActor, emit
+from nb_mcp.actors.refs import NotebookRefs, NotRunning
+from nb_mcp.actors.writer import CellOutputs, EditResult
+from nb_mcp.supervisor import statedir, takeover, views
+from nb_mcp.supervisor.config import Config
+from nb_mcp.supervisor.notebook_tree import notebook_spec
+from nb_mcp.supervisor.paths import PathError, Scope, notebook_path
+from nb_mcp.supervisor.tree import ChildSpec, Restart, start_root
 
 T = TypeVar("T")
-VERSION = "0.1.0"
+VERSION = version("nb-mcp")  # one source: pyproject.toml
 _ASK_TIMEOUT = 60.0
 
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actors.backend import Limits
-from actors.execution import KernelSlot
-from actors.kernel import KernelActor
-from actors.log import emit
-from actors.refs import NotebookRefs
-from actors.writer import WriterActor
-from supervisor.config import Config
-from supervisor.tree import ChildSpec, Restart, Supervisor
+from nb_mcp.actors.backend import Limits
+from nb_mcp.actors.execution import KernelSlot
+from nb_mcp.actors.kernel import KernelActor
+from nb_mcp.actors.log import emit
+from nb_mcp.actors.refs import NotebookRefs
+from nb_mcp.actors.writer import WriterActor
+from nb_mcp.supervisor.config import Config
+from nb_mcp.supervisor.tree import ChildSpec, Restart, Supervisor
 
 # Kernel deaths and channel failures count here: past five in a minute the notebook's subtree
 # gives up (a clear event and marker) instead of looping, and the rest of the server goes on.

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from supervisor._supervised import SupervisedActor
+from nb_mcp.supervisor._supervised import SupervisedActor
 
 
 class Restart(StrEnum):

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from actors import notebook as nb
-from actors.backend import AttachedBackend, heartbeat_answers
-from actors.execution import Execution, KernelSlot
-from actors.log import emit
-from supervisor import statedir
+from nb_mcp.actors import notebook as nb
+from nb_mcp.actors.backend import AttachedBackend, heartbeat_answers
+from nb_mcp.actors.execution import Execution, KernelSlot
+from nb_mcp.actors.log import emit
+from nb_mcp.supervisor import statedir
 
 
 def left_running(state_dir: Path) -> Iterator[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """Public API of the supervision tree."""
 
-from supervisor._supervised import ChildExited, SupervisedActor, Supervision
-from supervisor._supervisor import ChildStartError, Supervisor, SupervisorGaveUp, start_root
-from supervisor.spec import ChildSpec, Restart, Strategy
+from nb_mcp.supervisor._supervised import ChildExited, SupervisedActor, Supervision
+from nb_mcp.supervisor._supervisor import ChildStartError, Supervisor, SupervisorGaveUp, start_root
+from nb_mcp.supervisor.spec import ChildSpec, Restart, Strategy
 
 __all__ = [
     "ChildExited",

@@ -10,9 +10,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from nb_mcp.actors import notebook as nb
 from nbformat import NotebookNode
-
-from actors import notebook as nb
 
 _LINE_WIDTH = 72
 

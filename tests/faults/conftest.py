@@ -23,8 +23,8 @@ from typing import Any
 
 import nbformat
 import pytest
+from nb_mcp.supervisor import statedir
 
-from supervisor import statedir
 from tests.helpers import McpServer, events_named, notebook, server_env, wait_for
 
 PROXY_KERNEL = Path(__file__).resolve().parent / "support" / "proxy_kernel.py"

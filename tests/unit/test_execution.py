@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.execution import IDLE_GRACE, RECORD_AFTER, Execution
+from nb_mcp.actors.execution import IDLE_GRACE, RECORD_AFTER, Execution
 
 
 def started(timeout: float | None = None, to_writer: bool = True) -> Execution:

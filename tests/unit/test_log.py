@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pykka
 import pytest
+from nb_mcp.actors.log import LogActor, RotatingLineFile, emit, emit_written
+from nb_mcp.supervisor.tree import ChildSpec, start_root
 
-from actors.log import LogActor, RotatingLineFile, emit, emit_written
-from supervisor.tree import ChildSpec, start_root
 from tests.helpers import read_events
 
 

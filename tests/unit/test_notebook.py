@@ -6,8 +6,7 @@ import json
 
 import nbformat
 import pytest
-
-from actors import notebook as nb
+from nb_mcp.actors import notebook as nb
 
 
 def doc(*sources: str) -> nbformat.NotebookNode:

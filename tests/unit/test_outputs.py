@@ -19,9 +19,8 @@ import nbformat
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from actors import outputs as outputs_module
-from actors.outputs import Applied, OutputBuilder, last_line, merge_stream_text
+from nb_mcp.actors import outputs as outputs_module
+from nb_mcp.actors.outputs import Applied, OutputBuilder, last_line, merge_stream_text
 
 RECORDED = Path(__file__).parent / "recorded"
 

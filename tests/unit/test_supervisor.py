@@ -10,11 +10,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import nb_mcp.supervisor._supervisor as supervisor_module
 import pykka
 import pytest
-
-import supervisor._supervisor as supervisor_module
-from supervisor.tree import (
+from nb_mcp.supervisor.tree import (
     ChildExited,
     ChildSpec,
     ChildStartError,

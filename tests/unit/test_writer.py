@@ -10,11 +10,11 @@ from pathlib import Path
 import nbformat
 import pykka
 import pytest
+from nb_mcp.actors import notebook as nb
+from nb_mcp.actors.log import LogActor
+from nb_mcp.actors.writer import WriterActor
+from nb_mcp.supervisor.tree import ChildSpec, start_root
 
-from actors import notebook as nb
-from actors.log import LogActor
-from actors.writer import WriterActor
-from supervisor.tree import ChildSpec, start_root
 from tests.helpers import events_named, load, read_events, wait_for
 
 
