@@ -37,7 +37,7 @@ def test_quick_bench_measures_every_workload_and_prints_the_table(tmp_path: Path
         [
             sys.executable,
             "-m",
-            "nb_mcp.ops.bench",
+            "ops.bench",
             "--quick",
             "--json",
             str(results),

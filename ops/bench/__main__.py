@@ -27,7 +27,8 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nb_mcp.ops._bench_workloads import WORKLOADS, Context, Outcome, Row, Sizes, say
+from ops.bench.common import Context, Outcome, Row, Sizes, say
+from ops.bench.workloads import WORKLOADS
 
 DEFAULT_JSON = "bench-results.json"
 
