@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pykka
+from nb_mcp.supervisor.clock import Barrier
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -66,6 +67,9 @@ class SupervisedActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Stopping):
             self.stopping_reason = message.reason
+            return None
+        if isinstance(message, Barrier):
+            message.reached.set()  # a ManualClock waits for this before moving time on
             return None
         return super().on_receive(message)
 
