@@ -389,4 +389,6 @@ def _reason(run: CellRun) -> str:
         return f"{where} timed out"
     if run.state == "died":
         return f"the kernel died in {where}"
-    return f"{where} failed: {run.ename}: {run.evalue}" if run.ename else f"{where} failed"
+    if not run.ename:
+        return f"{where} failed"
+    return f"{where} failed: {run.ename}" + (f": {run.evalue}" if run.evalue else "")

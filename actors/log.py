@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import threading
@@ -165,46 +166,88 @@ class _Record:
 
 
 class RotatingLineFile:
-    """An append-only file of lines, rotated to NAME.1 … NAME.N when it passes max_bytes."""
+    """An append-only file of lines, rotated to NAME.1 … NAME.N when it passes max_bytes.
+
+    Several processes may share one file (the daemon and `nb run` both log to the state dir's
+    events.log): each line is one O_APPEND write, so lines never interleave, and rotation is
+    safe across processes. A writer holds a shared flock on the file it writes to and checks,
+    under it, that the file is still the one at `path`; a rotation holds an exclusive flock on
+    that file while it renames it. So no line is ever written to a file after it was rotated
+    away, where a reader following `path` (nb watch) would never look, and two processes never
+    rotate the same file twice.
+    """
 
     def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
         self.path = path
         self._max_bytes = max_bytes
         self._backups = backups
         self._fd: int | None = None
-        self._size = 0
+        self._inode: tuple[int, int] | None = None
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # 0600: output tails can hold anything a cell printed.
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._size = os.fstat(self._fd).st_size
+        stat = os.fstat(self._fd)
+        self._inode = (stat.st_dev, stat.st_ino)
 
     def write(self, line: bytes) -> None:
-        if self._fd is None:
-            self.open()
-        assert self._fd is not None
-        written = os.write(self._fd, line)
-        if written != len(line):
-            raise OSError(f"short write to {self.path} ({written} of {len(line)} bytes)")
-        self._size += written
-        if self._size >= self._max_bytes:
+        size = self._write_to_current(line)
+        if size >= self._max_bytes:
             self._rotate()
 
+    def _write_to_current(self, line: bytes) -> int:
+        """Append `line` to the file now at `path`; return that file's size after it."""
+        while True:
+            if self._fd is None:
+                self.open()
+            assert self._fd is not None
+            _flock(self._fd, fcntl.LOCK_SH)
+            try:
+                if self._is_current():
+                    written = os.write(self._fd, line)
+                    if written != len(line):
+                        raise OSError(f"short write to {self.path} ({written}/{len(line)} bytes)")
+                    return os.fstat(self._fd).st_size
+            finally:
+                _flock(self._fd, fcntl.LOCK_UN)
+            self.close()  # another process rotated it: write to the new file
+
+    def _is_current(self) -> bool:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (stat.st_dev, stat.st_ino) == self._inode
+
     def _rotate(self) -> None:
+        assert self._fd is not None
+        _flock(self._fd, fcntl.LOCK_EX)
+        try:
+            # Another process may have rotated it between our write and this lock.
+            if self._is_current() and os.fstat(self._fd).st_size >= self._max_bytes:
+                for index in range(self._backups - 1, 0, -1):
+                    older = self.path.with_name(f"{self.path.name}.{index}")
+                    if older.exists():
+                        older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
+                self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        finally:
+            _flock(self._fd, fcntl.LOCK_UN)
         self.close()
-        for index in range(self._backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{index}")
-            if older.exists():
-                older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
-        self.path.replace(self.path.with_name(f"{self.path.name}.1"))
-        self.open()
 
     def close(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
+            self._inode = None
+
+
+def _flock(fd: int, operation: int) -> None:
+    # A file system without flock (some network mounts) still gets its events, rotated per
+    # process as before, rather than no log at all.
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, operation)
 
 
 class LogActor(SupervisedActor):

@@ -11,7 +11,7 @@ from typing import Any
 from mcp_types import ImageContent, TextContent
 from nb_mcp.actors import notebook as nb
 from nb_mcp.supervisor import facade as f
-from nb_mcp.supervisor.views import CellSummary
+from nb_mcp.supervisor.views import CellSummary, visible_stream_text
 
 Content = TextContent | ImageContent
 
@@ -105,7 +105,9 @@ def render_output(output: dict[str, Any], max_image_bytes: int) -> tuple[str, Co
     if nb.is_marker(output):
         return "nb: " + str(output["text"])[len(nb.MARKER_PREFIX) :].rstrip("\n"), None
     if kind == "stream":
-        body = strip_ansi(_joined(output.get("text", ""))).rstrip("\n")
+        body = visible_stream_text(strip_ansi(_joined(output.get("text", ""))))
+        if not body:
+            return "", None  # e.g. tqdm's closing newline, or a bar that cleared itself
         return f"[{output.get('name', 'stdout')}]\n{body}", None
     if kind == "error":
         return render_error(output), None

@@ -15,6 +15,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="nb", description="A supervised Jupyter notebook server for AI agents, over MCP."
     )
+    parser.add_argument("--version", action="version", version=f"nb {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     mcp = commands.add_parser(
         "mcp", help="the MCP server on stdio (what an MCP client runs): a front to the daemon"
@@ -115,11 +116,17 @@ def _stop(args: argparse.Namespace, config: Config) -> int:
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
+    from nb_mcp.ops.stop_signals import StopSignals, die_by
+
+    # Before anything that starts threads or kernels: from here on a signal is only counted.
+    signals = StopSignals.install()
     from nb_mcp.ops.run import run
 
     _ignore_file_size_signal()
     _quiet_library_logs()
-    return run(args.notebook, args.timeout, args.kernel, config)
+    status = run(args.notebook, args.timeout, args.kernel, config, signals)
+    received = signals.received
+    return status if received is None else die_by(received)
 
 
 def _watch(args: argparse.Namespace, config: Config) -> int:
@@ -143,6 +150,15 @@ def _cleanup(args: argparse.Namespace, config: Config) -> int:
     from nb_mcp.ops.status import cleanup
 
     return cleanup(config.state_dir, sys.stdout, dry_run=args.dry_run)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nb-mcp")  # one source: pyproject.toml, as the facade's VERSION
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def ignore_stop_signals() -> None:

@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from nb_mcp.supervisor import statedir
+from nb_mcp.supervisor import kernel_logs, statedir
 from nb_mcp.supervisor.config import Config
 
 
@@ -84,6 +84,10 @@ def serve(config: Config, http: str | None = None, no_token: bool = False) -> in
 
         ignore_stop_signals()
         facade.stop(reason)
+        # Its kernels are stopped now: their logs, and those of any other kernel no longer
+        # running, would otherwise pile up (a kernel still running keeps its log).
+        with contextlib.suppress(OSError):
+            kernel_logs.remove_stopped_kernel_logs(state_dir)
         statedir.remove(record)
         statedir.remove(socket_path)
         os.close(lock)

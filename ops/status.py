@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nb_mcp.actors import notebook as nb
-from nb_mcp.supervisor import statedir
+from nb_mcp.supervisor import kernel_logs, statedir
 
 
 @dataclass(frozen=True)
@@ -65,16 +66,18 @@ class ActiveJob:
 def servers(state_dir: Path) -> list[ServerRow]:
     rows = []
     for record in statedir.read_records(state_dir / "servers"):
-        alive = statedir.same_process_alive(record["pid"], record.get("start_ticks"))
+        pid = record.get("pid")
+        if not isinstance(pid, int):
+            continue  # not a server record nb wrote
         rows.append(
             ServerRow(
-                record["pid"],
-                alive,
-                record["started_at"],
-                record["cwd"],
-                record["log_path"],
-                record["mode"],
-                record["version"],
+                pid,
+                statedir.same_process_alive(pid, record.get("start_ticks")),
+                record.get("started_at") or 0.0,
+                record.get("cwd") or "?",
+                record.get("log_path") or "?",
+                record.get("mode") or "?",
+                record.get("version") or "?",
             )
         )
     return rows
@@ -84,20 +87,21 @@ def kernels(state_dir: Path) -> list[KernelRecord]:
     rows = []
     for record in statedir.read_records(state_dir / "kernels"):
         pid = record.get("pid")
+        server_pid = record.get("server_pid")
         rows.append(
             KernelRecord(
-                kernel_id=record["kernel_id"],
-                pid=pid,
-                notebook=record["notebook"],
-                kernel_name=record["kernel_name"],
-                alive=bool(pid) and statedir.same_process_alive(pid, record.get("start_ticks")),
-                owner_pid=record["server_pid"],
-                owner_alive=statedir.same_process_alive(
-                    record["server_pid"], record.get("server_start_ticks")
-                ),
-                started_at=record["started_at"],
+                kernel_id=record.get("kernel_id") or Path(record["record_path"]).stem,
+                pid=pid if isinstance(pid, int) else None,
+                notebook=record.get("notebook") or "(notebook unknown)",
+                kernel_name=record.get("kernel_name") or "(kernel name unknown)",
+                alive=isinstance(pid, int)
+                and statedir.same_process_alive(pid, record.get("start_ticks")),
+                owner_pid=server_pid if isinstance(server_pid, int) else 0,
+                owner_alive=isinstance(server_pid, int)
+                and statedir.same_process_alive(server_pid, record.get("server_start_ticks")),
+                started_at=record.get("started_at") or 0.0,
                 record_path=record["record_path"],
-                connection_file=record["connection_file"],
+                connection_file=record.get("connection_file") or "",
                 pgid=record.get("pgid"),
             )
         )
@@ -108,7 +112,8 @@ def active_jobs(state_dir: Path, live_servers: set[int]) -> list[ActiveJob]:
     """Jobs whose server is alive and whose log has no job.finished for them yet."""
     by_log: dict[str, list[dict[str, Any]]] = {}
     for record in statedir.read_records(state_dir / "jobs"):
-        if record.get("server_pid") in live_servers:
+        complete = all(record.get(key) for key in ("job_id", "log_path", "notebook"))
+        if complete and record.get("server_pid") in live_servers:
             by_log.setdefault(record["log_path"], []).append(record)
     active = []
     for log_path, records in by_log.items():
@@ -214,15 +219,12 @@ def print_status(state_dir: Path, out: TextIO, as_json: bool = False) -> int:
         out.write(
             f"Daemon: pid {daemon['pid']}  nb {daemon['version']}  up "
             f"{nb.format_duration(daemon['uptime_sec'])}  fronts {daemon['fronts']}  "
-            f"kernels {len(daemon['kernels'])}  jobs running "
+            f"kernels {sum(1 for k in daemon['kernels'] if k.get('state') not in (None, 'none'))}"
+            "  jobs running "
             f"{sum(1 for j in daemon['jobs'] if j['state'] in ('queued', 'running'))}\n"
         )
         for kernel in daemon["kernels"]:
-            taken = "  (taken over from a daemon that stopped)" if kernel["reattached"] else ""
-            out.write(
-                f"  kernel pid {kernel['pid']}  {kernel['kernel_name']}  "
-                f"{kernel['state']}  {kernel['notebook']}{taken}\n"
-            )
+            out.write(f"  {_daemon_kernel(kernel)}\n")
     else:
         out.write("Daemon: not running\n")
     out.write("Servers:\n" if server_rows else "Servers: none running\n")
@@ -240,41 +242,73 @@ def print_status(state_dir: Path, out: TextIO, as_json: bool = False) -> int:
             state = f"running (server {k.owner_pid})"
         else:
             state = "dead (stale record; `nb cleanup` removes it)"
-        out.write(f"  pid {k.pid}  {k.kernel_name}  {k.notebook}  {state}\n")
+        out.write(f"  {_pid(k.pid)}  {k.kernel_name}  {k.notebook}  {state}\n")
     out.write("Active jobs:\n" if jobs else "Active jobs: none\n")
     for job in jobs:
         out.write(
             f"  {job.job_id}  {job.notebook}  server {job.server_pid}  "
             f"last: {job.last_event} {job.last_message[:60]}\n"
         )
-        out.write(f"    nb watch --job {job.job_id} --path '{job.notebook}'\n")
+        out.write(f"    nb watch --job {job.job_id} --path {shlex.quote(job.notebook)}\n")
     return 0
 
 
+def _pid(pid: int | None) -> str:
+    return f"pid {pid}" if pid else "no pid"
+
+
+def _daemon_kernel(kernel: dict[str, Any]) -> str:
+    """One line for a notebook the daemon has open, with or without a kernel."""
+    notebook = kernel.get("notebook", "?")
+    state = kernel.get("state") or "none"
+    if state == "none":
+        return f"no kernel yet  {notebook}  (open; a kernel starts at its first execution)"
+    name = kernel.get("kernel_name") or "(kernel name unknown)"
+    taken = "  (taken over from a daemon that stopped)" if kernel.get("reattached") else ""
+    return f"kernel {_pid(kernel.get('pid'))}  {name}  {state}  {notebook}{taken}"
+
+
 def cleanup(state_dir: Path, out: TextIO, dry_run: bool = False) -> int:
-    """Stop orphaned kernels nb started; drop records of dead kernels and servers."""
-    stopped = removed = 0
+    """Stop orphaned kernels nb started; drop records of dead kernels and servers, and the
+    logs of kernels that no longer run."""
+    verb = "would stop" if dry_run else "stopping"
+    orphans = records = 0
     for k in kernels(state_dir):
         if k.owner_alive and k.alive:
             continue  # a live server's kernel: not ours to stop
         if k.orphaned:
-            out.write(
-                f"{'would stop' if dry_run else 'stopping'} orphaned kernel pid {k.pid} "
-                f"({k.kernel_name}, {k.notebook})\n"
-            )
+            out.write(f"{verb} orphaned kernel {_pid(k.pid)} ({k.kernel_name}, {k.notebook})\n")
+            orphans += 1
             if not dry_run:
                 _kill_group(k)
-                stopped += 1
+        records += 1
         if not dry_run:
             for path in (k.record_path, k.connection_file):
-                statedir.remove(Path(path))
-            removed += 1
+                if path:
+                    statedir.remove(Path(path))
     for row in servers(state_dir):
-        if not row.alive and not dry_run:
-            statedir.remove(state_dir / "servers" / f"{row.pid}.json")
-            removed += 1
-    out.write(f"stopped {stopped} orphaned kernel(s); removed {removed} stale record(s)\n")
+        if not row.alive:
+            records += 1
+            if not dry_run:
+                statedir.remove(state_dir / "servers" / f"{row.pid}.json")
+    if dry_run:
+        logs = len(kernel_logs.stopped_kernel_logs(state_dir))
+    else:
+        logs = len(kernel_logs.remove_stopped_kernel_logs(state_dir))
+    if not (orphans or records or logs):
+        out.write("nothing to clean up: no orphaned kernel, stale record or old kernel log\n")
+        return 0
+    stop, remove = ("would stop", "would remove") if dry_run else ("stopped", "removed")
+    out.write(
+        f"{stop} {_count(orphans, 'orphaned kernel')}; {remove} {_count(records, 'stale record')}"
+        f" and {_count(logs, 'log')} of kernels that no longer run"
+        + (" (dry run: nothing was changed)\n" if dry_run else "\n")
+    )
     return 0
+
+
+def _count(number: int, what: str) -> str:
+    return f"{number} {what}{'s' if number != 1 else ''}"
 
 
 def _kill_group(kernel: KernelRecord) -> None:

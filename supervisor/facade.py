@@ -44,6 +44,10 @@ class NbError(Exception):
     """A request nb refuses or cannot carry out; the message is written for the agent."""
 
 
+class KernelNotFound(NbError):
+    """No kernelspec has the name asked for; the message lists the installed ones."""
+
+
 @dataclass(frozen=True)
 class Listing:
     path: Path
@@ -554,7 +558,7 @@ class Facade:
         try:
             check_kernel_name(name)
         except KernelStartError as error:
-            raise NbError(str(error)) from None
+            raise KernelNotFound(str(error)) from None
 
     def _job_entry(self, job_id: str) -> tuple[_Notebook, Future[JobSnapshot]]:
         with self._lock:

@@ -3,7 +3,9 @@
 Layout (folder 0700, files 0600):
   servers/<pid>.json   one per running server: pid, start time, cwd, log path, version
   kernels/<id>.json    one per kernel a server started: pid, notebook, connection file, owner
-  kernels/<id>.log     that kernel's own stdout/stderr (never the server's stdout)
+  kernels/<id>.log     that kernel's own stdout/stderr (never the server's stdout); removed by
+                       `nb cleanup` and by the daemon as it exits once no process writes it
+  events.log           the event log of the daemon and of `nb run` (unless NB_MCP_LOG_PATH)
   runtime/             kernels' connection files (they hold the key to the kernel's channels)
   jobs/<job_id>.json   one per job: which log holds its events, which server ran it
   daemon.json, daemon.lock, daemon.sock   the per-user daemon (`nb serve`), if one runs

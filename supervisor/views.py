@@ -78,11 +78,14 @@ def summarize_outputs(outputs: list[Any]) -> str:
             parts.append(_clip(output["text"][len(nb.MARKER_PREFIX) :].strip(), 48))
         elif kind == "stream":
             name = output.get("name", "stdout")
+            shown = visible_stream_text(_joined(output.get("text", "")))
+            if not shown:
+                continue  # only blanks once overwritten (a cleared progress bar): nothing to see
             if name not in stream_lines:
                 stream_lines[name] = 0
                 stream_part[name] = len(parts)
                 parts.append("")
-            stream_lines[name] += len(str(output.get("text", "")).splitlines())
+            stream_lines[name] += len(shown.splitlines())
         elif kind in ("display_data", "execute_result"):
             parts.append(_describe_bundle(output.get("data", {}), kind == "execute_result"))
         elif kind == "error":
@@ -101,8 +104,24 @@ def _describe_bundle(data: dict[str, Any], is_result: bool) -> str:
     plain = str(data.get("text/plain", ""))
     if plain:
         first = plain.splitlines()[0] if plain.splitlines() else ""
-        return ("→ " if is_result else "") + _clip(first, 48)
+        return ("result: " if is_result else "") + _clip(first, 48)
     return next(iter(data), "empty display")
+
+
+def visible_stream_text(text: str) -> str:
+    """Stream text as a front end shows it: each line's carriage-return overwrites applied,
+    trailing blanks dropped ("" for a progress bar that cleared itself, or a lone newline)."""
+    lines = []
+    for line in text.split("\n"):
+        shown = ""
+        for part in line.split("\r"):
+            shown = part + shown[len(part) :]  # what follows a \r overwrites from column 0
+        lines.append(shown)
+    return "\n".join(lines).rstrip()
+
+
+def _joined(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
 
 
 def _clip(text: str, width: int) -> str:

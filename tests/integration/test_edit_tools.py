@@ -83,6 +83,27 @@ def test_list_cells_shows_one_line_per_cell_with_index_id_type_count_and_outputs
     assert "image/png" in lines[3] and "[ ]" in lines[3]
 
 
+def test_list_cells_marks_a_result_once(shared_server: McpServer):
+    path = shared_server.cwd / "result.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "print('x'); 40 + 2",
+            execution_count=1,
+            outputs=[
+                nbformat.v4.new_output("stream", name="stdout", text="x\n"),
+                nbformat.v4.new_output(
+                    "execute_result", data={"text/plain": "42"}, execution_count=1
+                ),
+            ],
+        )
+    ]
+    nbformat.write(notebook, path)
+    line = shared_server.call("list_cells", path="result.ipynb").text.splitlines()[1]
+    assert line.endswith("  → stdout 1 line · result: 42"), line
+    assert line.count("→") == 1
+
+
 def test_read_cell_returns_source_outputs_and_images_with_ansi_stripped(shared_server: McpServer):
     path = shared_server.cwd / "read.ipynb"
     notebook = nbformat.v4.new_notebook()

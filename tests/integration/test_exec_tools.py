@@ -356,3 +356,77 @@ def test_a_10000_update_tqdm_bar_ends_as_one_line_on_disk(shared_server):
     text = "".join(bar["text"])
     assert text.count("\n") == 1 and "10000/10000" in text and "\r" not in text
     assert len(text) < 200
+
+
+def test_a_progress_bar_that_leaves_only_blanks_adds_no_empty_stderr_block_to_the_reply(
+    shared_server,
+):
+    path = notebook(
+        shared_server,
+        "bars.ipynb",
+        "import sys\n"
+        "from tqdm import tqdm\n"
+        "for _ in tqdm(range(3), leave=False):\n"  # the bar clears itself with blanks and \r
+        "    pass\n"
+        "print('done', flush=True)\n"
+        "sys.stderr.write('\\n'); sys.stderr.flush()",  # tqdm's closing newline, flushed late
+    )
+    reply = shared_server.call("exec_cell", path="bars.ipynb", index=0)
+    assert not reply.is_error and "[stdout]\ndone" in reply.text, reply.text
+    assert "[stderr]" not in reply.text, reply.text
+    stderr = [
+        o
+        for o in load(path)["cells"][0]["outputs"]
+        if o.get("name") == "stderr" and not "".join(o["text"]).startswith("[nb mcp]")
+    ]
+    assert stderr, "the blanks are still in the file, as JupyterLab would save them"
+    listed = shared_server.call("list_cells", path="bars.ipynb").text.splitlines()[1]
+    assert "stdout 1 line" in listed and "stderr" not in listed, listed
+
+
+def test_output_written_to_file_descriptors_1_and_2_shows_in_the_cell_and_the_kernels_log(
+    tmp_path, workdir
+):
+    env = server_env(tmp_path)
+    # pytest's marker makes ipykernel skip its fd capture; a user's kernel never has it.
+    env.pop("PYTEST_CURRENT_TEST", None)
+    with McpServer(workdir, env, tmp_path / "server.stderr") as server:
+        path = notebook(
+            server,
+            "fds.ipynb",
+            "import os, subprocess, sys\n"
+            "os.system('echo from-os-system')\n"
+            "subprocess.run(['sh', '-c', 'echo from-a-subprocess; echo to-fd-2 >&2'])\n"
+            'os.write(1, b\'{"jsonrpc": "garbage"}\\n\')\n'
+            "sys.__stdout__.write('from-sys-dunder-stdout\\n'); sys.__stdout__.flush()\n"
+            "print('from-print')",
+        )
+        reply = server.call("exec_cell", path="fds.ipynb", index=0)
+        assert not reply.is_error, reply.text
+        # They come through a pipe: in order among themselves, not with print()'s output.
+        streams = stream_blocks(reply.text)
+        for line in ("from-os-system", "from-a-subprocess", "garbage", "from-sys-dunder-stdout"):
+            assert line in streams["stdout"], reply.text
+        assert "to-fd-2" in streams["stderr"], reply.text
+        on_disk = outputs_text(path, 0)
+        assert "from-os-system" in on_disk and "to-fd-2" in on_disk
+        logs = list((tmp_path / "state" / "kernels").glob("*.log"))
+        assert len(logs) == 1
+        log = logs[0].read_text()
+        assert "from-os-system" in log and "to-fd-2" in log and "garbage" in log
+        assert "from-print" not in log  # Python-level output goes to the cell only
+        assert not server.call("list_cells", path="fds.ipynb").is_error  # the MCP stream is intact
+
+
+def stream_blocks(reply: str) -> dict[str, str]:
+    """The text of every [stdout] / [stderr] block of a reply, joined per stream."""
+    blocks: dict[str, str] = {"stdout": "", "stderr": ""}
+    current = None
+    for line in reply.splitlines():
+        if line in ("[stdout]", "[stderr]"):
+            current = line[1:-1]
+        elif line.startswith(("[", "── ")):
+            current = None
+        elif current is not None:
+            blocks[current] += line + "\n"
+    return blocks

@@ -155,6 +155,47 @@ def test_the_file_rotates_by_size_and_keeps_every_line(tmp_path: Path):
     assert all(p.stat().st_size < 1_100 for p in folder.iterdir())
 
 
+_WRITER = """
+import json, os, sys, time
+from pathlib import Path
+from nb_mcp.actors.log import RotatingLineFile
+path, name, count, go = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+lines = RotatingLineFile(path, max_bytes=10_000, backups=1_000)
+while not go.exists():
+    time.sleep(0.001)
+for n in range(count):
+    lines.write(json.dumps({"writer": name, "n": n, "pad": "x" * 40}).encode() + b"\\n")
+lines.close()
+"""
+
+
+def test_two_processes_sharing_one_log_rotate_it_without_losing_or_misplacing_a_line(
+    tmp_path: Path,
+):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    path = folder / "lines.jsonl"  # not *.log: these lines are not events
+    go = tmp_path / "go"
+    count = 4000
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), name, str(count), str(go)])
+        for name in ("a", "b")
+    ]
+    go.touch()
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0
+    lines = read_events(path)
+    for name in ("a", "b"):
+        assert [line["n"] for line in lines if line["writer"] == name] == list(range(count))
+    longest = max(len(json.dumps(line)) + 1 for line in lines)
+    # A file is rotated as soon as a write takes it past the limit; while the rotation waits
+    # for its lock, the other process adds at most one line. A process that kept writing to
+    # a file rotated away by the other (where a reader following the log never looks)
+    # would leave rotated files far past the limit.
+    for rotated in folder.glob("lines.jsonl.*"):
+        assert rotated.stat().st_size < 10_000 + 2 * longest, rotated.name
+
+
 def test_an_unwritable_log_falls_back_to_stderr_with_one_warning_and_stdout_stays_clean(
     tmp_path: Path,
 ):
