@@ -14,6 +14,8 @@ from typing import Any
 
 import pykka
 from nb_mcp.actors.backend import KernelBackend
+from nb_mcp.actors.environment import KernelChoice
+from nb_mcp.actors.launch import KernelLaunch
 from nb_mcp.actors.outputs import last_line
 
 OUTPUT_TYPES = frozenset(
@@ -58,6 +60,9 @@ class Execution:
     replied_at: float | None = None  # when the shell's execute_reply came
     last_iopub: float = 0.0  # when iopub last delivered a message of this execution
     recorded: bool = False  # noted in the kernel's record, for a daemon that takes over
+    # The job's session: how to start a kernel for it, and how often it wants progress events.
+    launch: KernelLaunch | None = None
+    progress_interval: float | None = None
 
     def sent(self, msg_id: str, now: float) -> None:
         self.msg_id = msg_id
@@ -134,9 +139,13 @@ class KernelSlot:
     notebook: Path
     backend: KernelBackend | None = None
     kernel_name: str | None = None
+    # What the kernel runs (its kernelspec or environment, and the rule that chose it) and
+    # the session whose environment it was started with.
+    choice: KernelChoice | None = None
+    session_id: str = ""
     state: str = "none"
     started_at: float | None = None
-    queue: deque[tuple[str, pykka.ActorRef, str]] = field(default_factory=deque)
+    queue: deque[tuple[str, pykka.ActorRef, KernelLaunch]] = field(default_factory=deque)
     turn: tuple[str, pykka.ActorRef | None] | None = None
     execution: Execution | None = None
     recent_cells: OrderedDict[str, str] = field(default_factory=OrderedDict)

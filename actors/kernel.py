@@ -36,6 +36,7 @@ from nb_mcp.actors.kernel_protocol import (
     Turn,
     Waiting,
 )
+from nb_mcp.actors.launch import KernelLaunch
 from nb_mcp.actors.log import emit
 from nb_mcp.actors.refs import NotebookRefs, NotRunning
 from nb_mcp.actors.timers import Ticker
@@ -88,6 +89,7 @@ class KernelActor(SupervisedActor):
         self._refs = refs
         self._state_dir = state_dir
         self._start_timeout = start_timeout
+        self._start_timeout_now = start_timeout  # the starting session's, once one starts
         self._progress_interval = progress_interval
         self._pump: ChannelPump | None = None
         self._ticker: Ticker | None = None
@@ -149,8 +151,8 @@ class KernelActor(SupervisedActor):
 
     # ------------------------------------------------------------ jobs
 
-    def enqueue(self, job_id: str, job: pykka.ActorRef, kernel_name: str) -> None:
-        self._slot.queue.append((job_id, job, kernel_name))
+    def enqueue(self, job_id: str, job: pykka.ActorRef, launch: KernelLaunch) -> None:
+        self._slot.queue.append((job_id, job, launch))
         if self._slot.turn is None:
             self._grant_next()
         else:
@@ -172,17 +174,27 @@ class KernelActor(SupervisedActor):
         code: str,
         timeout: float | None,
         to_writer: bool,
-        kernel_name: str,
+        launch: KernelLaunch,
+        progress_interval: float | None = None,
     ) -> None:
         slot = self._slot
-        slot.execution = Execution(job_id, job, cell_id, code, to_writer, timeout)
+        slot.execution = Execution(
+            job_id,
+            job,
+            cell_id,
+            code,
+            to_writer,
+            timeout,
+            launch=launch,
+            progress_interval=progress_interval,
+        )
         try:
             if slot.backend is not None:
                 if self._ready:
                     self._send_execute()
                 # else: channels are being (re)built; _check_ready() sends it once they answer
             elif slot.state != "starting":
-                self._start(kernel_name)
+                self._start(launch)
         except Exception as error:  # the job must hear back, whatever happened
             self._end_execution("error", "NbMcpInternalError", f"{type(error).__name__}: {error}")
             raise
@@ -208,6 +220,7 @@ class KernelActor(SupervisedActor):
     def info(self) -> KernelInfo:
         slot = self._slot
         execution = slot.execution
+        choice = slot.choice
         return KernelInfo(
             state=slot.state,
             kernel_name=slot.kernel_name,
@@ -217,6 +230,12 @@ class KernelActor(SupervisedActor):
             queued_jobs=[job_id for job_id, _, _ in slot.queue],
             started_at=slot.started_at,
             reattached=slot.reattached,
+            environment=None
+            if choice is None or choice.environment is None
+            else str(choice.environment),
+            display_name=choice.display_name if choice else "",
+            rule=choice.rule if choice else "",
+            session_id=slot.session_id,
         )
 
     def interrupt(self) -> str:
@@ -236,9 +255,9 @@ class KernelActor(SupervisedActor):
             return "sent an interrupt; the kernel was idle"
         return f"sent an interrupt to the running cell {slot.execution.cell_id}"
 
-    def restart_kernel(self, kernel_name: str | None = None) -> str:
+    def restart_kernel(self, launch: KernelLaunch) -> str:
+        """Restart with the calling session's choice and environment (variables are lost)."""
         slot = self._slot
-        name = kernel_name or slot.kernel_name or "python3"
         old_pid = slot.backend.pid if slot.backend is not None else None
         self._end_execution(
             "error",
@@ -246,8 +265,8 @@ class KernelActor(SupervisedActor):
             "the kernel was restarted by restart_kernel while this cell ran",
         )
         self._stop_kernel("restart_kernel", grace=0.0, emit_stopped=False)
-        self._start(name, reason="restart_kernel", old_pid=old_pid)
-        return f"restarting the {name} kernel (variables are gone)"
+        self._start(launch, reason="restart_kernel", old_pid=old_pid)
+        return f"restarting the kernel in {launch.choice.describe()} (variables are gone)"
 
     def shutdown_kernel(self) -> str:
         slot = self._slot
@@ -263,20 +282,27 @@ class KernelActor(SupervisedActor):
 
     # ------------------------------------------------------------ starting
 
-    def _start(self, kernel_name: str, reason: str = "", old_pid: int | None = None) -> None:
+    def _start(self, launch: KernelLaunch, reason: str = "", old_pid: int | None = None) -> None:
         slot = self._slot
-        slot.state, slot.kernel_name = "starting", kernel_name
+        choice = launch.choice
+        slot.state, slot.kernel_name = "starting", launch.label
+        slot.choice, slot.session_id = choice, launch.session_id
+        self._start_timeout_now = launch.start_timeout
         self._ready = False
         self._start_began = time.monotonic()
         self._restart_reason = (reason, old_pid)
         emit(
             "kernel.starting",
-            f"starting a {kernel_name} kernel for {slot.notebook.name}",
+            f"starting a kernel for {slot.notebook.name} in {choice.describe()}: {choice.rule}",
             notebook=self._notebook,
-            kernel_name=kernel_name,
+            kernel_name=launch.label,
+            environment=None if choice.environment is None else str(choice.environment),
+            interpreter=None if choice.interpreter is None else str(choice.interpreter),
+            rule=choice.rule,
+            session_id=launch.session_id or None,
         )
         backend = LocalBackend(
-            kernel_name,
+            launch,
             slot.notebook.parent,
             self._state_dir,
             slot.notebook,
@@ -601,18 +627,22 @@ class KernelActor(SupervisedActor):
     def _tick_starting(self, now: float) -> None:
         slot = self._slot
         if slot.backend is None:
-            if now - self._start_began > self._start_timeout + 30:
+            if now - self._start_began > self._start_timeout_now + 30:
                 self._start_failed("the start-up thread did not answer")
             return
         if not slot.backend.is_alive():
             code = slot.backend.exit_code()
+            said = slot.backend.exit_reason()
             self._start_failed(
-                f"the kernel process exited during start-up (exit code {code}); "
+                f"the kernel process exited during start-up (exit code {code}): {said}"
+                if said and "ipykernel" in said
+                else f"the kernel process exited during start-up (exit code {code}); "
                 "its log is in the state dir's kernels/ folder"
+                + (f" and ends with: {said}" if said else "")
             )
-        elif now - self._start_began > self._start_timeout:
+        elif now - self._start_began > self._start_timeout_now:
             self._start_failed(
-                f"no answer within {self._start_timeout:.0f}s (NB_MCP_KERNEL_START_TIMEOUT_SEC)"
+                f"no answer within {self._start_timeout_now:.0f}s (NB_MCP_KERNEL_START_TIMEOUT_SEC)"
             )
         elif self._pump is not None and now - self._probe_sent > _PROBE_EVERY:
             # Until iopub shows something our subscription may not be live yet, and output
@@ -652,12 +682,23 @@ class KernelActor(SupervisedActor):
                 f"the cell ran past its {execution.timeout:g}s timeout and did "
                 "not stop when interrupted; the kernel was restarted",
             )
-            name = slot.kernel_name or "python3"
+            launch = self._relaunch(execution)
             self._stop_kernel("timeout", grace=0.0, emit_stopped=False)
-            self._start(name, reason="the cell did not stop after its timeout")
+            if launch is not None:
+                self._start(launch, reason="the cell did not stop after its timeout")
+
+    def _relaunch(self, execution: Execution) -> KernelLaunch | None:
+        """How to start the kernel again after a restart nb decided: as it was started, with
+        the environment of the session whose cell is running."""
+        launch = execution.launch
+        choice = self._slot.choice
+        if launch is None or choice is None:
+            return launch
+        return KernelLaunch(choice, launch.env, launch.session_id, launch.start_timeout)
 
     def _report_progress(self, execution: Execution, now: float) -> None:
-        due = execution.progress_due(now, self._progress_interval)
+        interval = execution.progress_interval or self._progress_interval
+        due = execution.progress_due(now, interval)
         if due is None:
             return
         running = round(now - execution.started_mono, 3)

@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.job import JobSnapshot
+from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor.config import Config
 from nb_mcp.supervisor.facade import Facade, NbError
-from nb_mcp.supervisor.paths import Scope
 
 _REFRESH_SEC = 0.25
 
@@ -31,9 +32,11 @@ def run(
 ) -> int:
     facade = Facade(config, mode="run")
     facade.start()
+    # The notebook named on the command line is always allowed, wherever it is.
+    here = sessions.of_process(config, Path.cwd(), origin="run")
+    scope = replace(here, roots=(*config.roots, Path(path).expanduser().resolve().parent))
+    sessions.opened(scope)
     try:
-        # The notebook named on the command line is always allowed, wherever it is.
-        scope = Scope(Path.cwd(), (*config.roots, Path(path).expanduser().resolve().parent))
         try:
             submitted = facade.submit(
                 path, "exec_all", timeout=timeout, kernel_name=kernel_name, scope=scope
@@ -56,6 +59,7 @@ def run(
         progress.summary(snapshot)
         return 0 if snapshot.state == "ok" else 1
     finally:
+        sessions.closed(scope)
         facade.stop("nb run finished")
 
 

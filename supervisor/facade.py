@@ -15,24 +15,25 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pykka
 from nb_mcp.actors import notebook as nb
-from nb_mcp.actors.backend import KernelStartError, check_kernel_name
 from nb_mcp.actors.execution import KernelSlot
 from nb_mcp.actors.job import JobActor, JobSnapshot, JobSpec
 from nb_mcp.actors.kernel_protocol import KernelInfo
 from nb_mcp.actors.log import LogActor, emit
 from nb_mcp.actors.refs import NotebookRefs, NotRunning
 from nb_mcp.actors.writer import CellOutputs, EditResult
-from nb_mcp.supervisor import statedir, takeover, views
+from nb_mcp.supervisor import kernels, statedir, takeover, views
+from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor.config import Config
 from nb_mcp.supervisor.notebook_tree import notebook_spec
-from nb_mcp.supervisor.paths import PathError, Scope, notebook_path
+from nb_mcp.supervisor.paths import PathError, Scope, notebook_path, within
+from nb_mcp.supervisor.session import Session
 from nb_mcp.supervisor.tree import ChildSpec, Restart, start_root
 
 T = TypeVar("T")
@@ -121,7 +122,8 @@ class Facade:
         self.config = config
         self.mode = mode
         self.cwd = cwd or Path.cwd()
-        self.default_scope = Scope(self.cwd, config.roots)
+        # Calls that name no session: this process's own (the in-process modes' one client).
+        self.default_scope: Session = sessions.of_process(config, self.cwd)
         self._root: pykka.ActorRef | None = None
         self._root_proxy: Any = None
         self._notebooks: dict[Path, _Notebook] = {}
@@ -251,7 +253,15 @@ class Facade:
             raise NbError("give either index or after_cell_id, not both")
         cell = self._guard(lambda: nb.make_cell(cell_type, source))
         op = nb.InsertCell(cell=cell, index=index, after_id=after_cell_id)
-        return self._edit(path, op, create=True, scope=scope)
+        edited = self._edit(path, op, create=True, scope=scope)
+        if edited.created:
+            # A new notebook says at once which kernel it will get, so a person opening it in
+            # JupyterLab or VS Code sees the same one.
+            notebook = self._subtree(edited.path)
+            decision = self._decide(notebook, scope, None, kernels.KernelMetadata(), strict=False)
+            if decision is not None:
+                self._remember(notebook.writer(), decision)
+        return edited
 
     def set_cell(
         self,
@@ -313,7 +323,8 @@ class Facade:
         """Queue a job on the notebook's kernel; return at once with its id and future."""
         if timeout is not None and timeout < 0:
             raise NbError(f"timeout must be 0 (no limit) or a number of seconds, not {timeout}")
-        deadline = self.config.default_timeout_sec if timeout is None else timeout
+        session = self._session(scope)
+        deadline = session.settings.default_timeout_sec if timeout is None else timeout
         notices: list[str] = []
         if kind == "insert_and_exec":
             self._precheck_kernel(path, kernel_name, scope)  # refuse before inserting anything
@@ -325,18 +336,21 @@ class Facade:
         # The planning query opens the notebook itself: no separate open on this hot path.
         notebook, writer, _ = self._open(path, scope=scope, load=False)
 
-        def plan(doc: Any) -> tuple[list[str], str | None, tuple[str, int, str] | None]:
+        def plan(doc: Any) -> tuple[list[str], Any, tuple[str, int, str] | None]:
             cells = [] if kind == "run_scratch" else _select(doc, kind, index, cell_id, start, end)
             first = None
             if cells:
                 position = nb.index_of(doc, cells[0])
                 cell = doc.cells[position]
                 first = (cell["source"], position, cell["cell_type"])
-            return cells, _metadata_kernel(doc), first
+            return cells, kernels.read_metadata(doc), first
 
-        selected, in_metadata, first = self._ask(writer.query(plan))
+        selected, metadata, first = self._ask(writer.query(plan))
         cell_ids = tuple(selected)
-        name = self._kernel_name(notebook, kernel_name, in_metadata)
+        decision = self._decide(notebook, session, kernel_name, metadata)
+        assert decision is not None
+        if decision.remember:
+            self._remember(writer, decision)
         job_id = f"j-{uuid.uuid4().hex[:8]}"
         future: Future[JobSnapshot] = Future()
         spec = JobSpec(
@@ -344,10 +358,11 @@ class Facade:
             notebook=notebook.path,
             kind=kind,
             cell_ids=cell_ids,
-            kernel_name=name,
+            launch=decision.launch,
             timeout=deadline or None,
             code=code,
             first=first,
+            progress_interval=session.settings.progress_interval_sec,
         )
         emit(
             "job.submitted",
@@ -384,15 +399,19 @@ class Facade:
         return Submitted(job_id, notebook.path, kind, cell_ids, future, notices)
 
     def _precheck_kernel(self, path: str, requested: str | None, scope: Scope | None) -> None:
+        session = self._session(scope)
         try:
-            exists = notebook_path(path, (scope or self.default_scope).cwd).exists()
+            resolved = notebook_path(path, session.cwd)
         except PathError as error:
             raise NbError(str(error)) from None
-        if not exists:
-            self._check_kernel(requested or "python3")
+        if not resolved.exists():
+            try:
+                kernels.decide(session, resolved, requested, kernels.KernelMetadata(), None)
+            except kernels.KernelRefused as error:
+                raise NbError(str(error)) from None
             return
         notebook, writer, _ = self._open(path, scope=scope)
-        self._kernel_name(notebook, requested, self._ask(writer.query(_metadata_kernel)))
+        self._decide(notebook, session, requested, self._ask(writer.query(kernels.read_metadata)))
 
     def remember_job(self, job_id: str) -> None:
         """Record where the job's events go, for `nb watch` in another process."""
@@ -414,8 +433,10 @@ class Facade:
             return future.result()
         raise NbError(f"job {job_id} is not running and has no result (see the event log)")
 
-    def job_future(self, job_id: str) -> Future[JobSnapshot]:
-        return self._job_entry(job_id)[1]
+    def job_future(self, job_id: str, scope: Scope | None = None) -> Future[JobSnapshot]:
+        """The job's future; with `scope`, only a job on a notebook under its roots (any
+        other is as unknown as a job that never was)."""
+        return self._job_entry(job_id, scope)[1]
 
     def job_outputs(self, snapshot: JobSnapshot) -> tuple[list[CellOutputs], list[str]]:
         """A finished file job's outputs (its own run's) and the notebook's notices."""
@@ -439,18 +460,28 @@ class Facade:
         except NotRunning:
             return []
 
-    def status(self) -> ServerStatus:
-        kernels = []
+    def status(self, roots: tuple[Path, ...] | None = None) -> ServerStatus:
+        """Kernels and jobs; with `roots`, only those of notebooks under them (a session's
+        view), else all (the user's own `nb status`)."""
+        running = []
         jobs: list[JobSnapshot] = []
         with self._lock:
-            notebooks = [n for n in self._notebooks.values() if n.supervisor.is_alive()]
-            entries = list(self._jobs.items())
+            notebooks = [
+                n
+                for n in self._notebooks.values()
+                if n.supervisor.is_alive() and (roots is None or within(n.path, roots))
+            ]
+            entries = [
+                (job_id, entry)
+                for job_id, entry in self._jobs.items()
+                if roots is None or within(entry[0].path, roots)
+            ]
         for notebook in notebooks:
             try:
                 info = notebook.refs.kernel().info().get(timeout=5)
             except (NotRunning, pykka.ActorDeadError, pykka.Timeout):
                 continue
-            kernels.append(KernelStatus(notebook.path, info))
+            running.append(KernelStatus(notebook.path, info))
         for job_id, (_, future) in reversed(entries):
             if future.done():
                 jobs.append(future.result())
@@ -466,7 +497,7 @@ class Facade:
             uptime_sec=time.monotonic() - self._started_at,
             log_path=self.config.log_path,
             state_dir=self.config.state_dir,
-            kernels=kernels,
+            kernels=running,
             jobs=jobs[:20],
         )
 
@@ -512,9 +543,36 @@ class Facade:
     def restart_kernel(
         self, path: str, kernel_name: str | None = None, scope: Scope | None = None
     ) -> str:
-        if kernel_name is not None:
-            self._check_kernel(kernel_name)
-        return self._kernel_call(path, scope, lambda kernel: kernel.restart_kernel(kernel_name))
+        """Restart with this session's choice and environment (and remember the choice)."""
+        session = self._session(scope)
+        notebook, writer, _ = self._open(path, scope=scope)
+        metadata = self._ask(writer.query(kernels.read_metadata))
+        try:
+            decision = kernels.decide(session, notebook.path, kernel_name, metadata, None)
+        except kernels.KernelRefused as error:
+            raise NbError(str(error)) from None
+        reply = self._kernel_call(
+            path, scope, lambda kernel: kernel.restart_kernel(decision.launch)
+        )
+        if decision.remember:
+            self._remember(writer, decision)
+        return reply
+
+    def list_kernels(self, path: str | None, scope: Scope | None = None) -> kernels.KernelListing:
+        """The kernelspecs, what a notebook (or a new one here) would run in, what runs."""
+        session = self._session(scope)
+        notebook: Path | None = None
+        metadata = kernels.KernelMetadata()
+        if path is not None:
+            try:
+                notebook = notebook_path(path, session.cwd, session.roots)
+            except PathError as error:
+                raise NbError(str(error)) from None
+            if notebook.exists():
+                _, writer, _ = self._open(path, scope=scope)
+                metadata = self._ask(writer.query(kernels.read_metadata))
+        here = self.status(session.roots).kernels
+        return kernels.listing(session, notebook, metadata, [(k.notebook, k.info) for k in here])
 
     def shutdown_kernel(self, path: str, scope: Scope | None = None) -> str:
         return self._kernel_call(path, scope, lambda kernel: kernel.shutdown_kernel())
@@ -529,37 +587,45 @@ class Facade:
             raise NbError(str(error)) from None
         return self._ask(call(kernel))
 
-    def _kernel_name(
-        self, notebook: _Notebook, requested: str | None, in_metadata: str | None
-    ) -> str:
-        try:
-            info: KernelInfo | None = notebook.refs.kernel().info().get(timeout=_ASK_TIMEOUT)
-        except (NotRunning, pykka.ActorDeadError, pykka.Timeout):
-            info = None
-        running = info.kernel_name if info and info.state not in ("none", "dead") else None
-        # Nothing asked for, nothing in the metadata: whatever kernel runs is the one.
-        name = requested or in_metadata or running or "python3"
-        self._check_kernel(name)
-        if info is None:
-            return name
-        if info.kernel_name and info.state not in ("none", "dead") and info.kernel_name != name:
-            raise NbError(
-                f"{notebook.path.name} runs a {info.kernel_name!r} kernel; to use {name!r}, call "
-                f"restart_kernel with kernel_name={name!r} first"
-            )
-        return name
+    def _session(self, scope: Scope | None) -> Session:
+        if isinstance(scope, Session):
+            return scope
+        if scope is None:
+            return self.default_scope
+        return replace(self.default_scope, cwd=scope.cwd, roots=scope.roots)
 
-    @staticmethod
-    def _check_kernel(name: str) -> None:
+    def _decide(
+        self,
+        notebook: _Notebook,
+        scope: Scope | None,
+        requested: str | None,
+        metadata: kernels.KernelMetadata,
+        strict: bool = True,
+    ) -> kernels.Decision | None:
+        """The session's launch for this notebook, the running kernel considered; a refusal
+        is an NbError (or, not `strict`, None)."""
         try:
-            check_kernel_name(name)
-        except KernelStartError as error:
+            current: KernelInfo | None = notebook.refs.kernel().info().get(timeout=_ASK_TIMEOUT)
+        except (NotRunning, pykka.ActorDeadError, pykka.Timeout):
+            current = None
+        try:
+            return kernels.decide(self._session(scope), notebook.path, requested, metadata, current)
+        except kernels.KernelRefused as error:
+            if not strict:
+                return None
             raise NbError(str(error)) from None
 
-    def _job_entry(self, job_id: str) -> tuple[_Notebook, Future[JobSnapshot]]:
+    def _remember(self, writer: Any, decision: kernels.Decision) -> None:
+        """Write the choice into the notebook's metadata (a failed write is retried by the
+        writer like any edit, and reported in the next reply)."""
+        self._ask(writer.edit(kernels.remembering(decision.launch.choice)))
+
+    def _job_entry(
+        self, job_id: str, scope: Scope | None = None
+    ) -> tuple[_Notebook, Future[JobSnapshot]]:
         with self._lock:
             entry = self._jobs.get(job_id)
-        if entry is None:
+        if entry is None or (scope is not None and not within(entry[0].path, scope.roots)):
             raise NbError(f"no job {job_id!r} in this server (status lists the jobs it knows)")
         return entry
 
@@ -660,12 +726,6 @@ class Facade:
             traceback="".join(traceback.format_exception(error)),
             where=where,
         )
-
-
-def _metadata_kernel(doc: Any) -> str | None:
-    spec = doc.get("metadata", {}).get("kernelspec", {})
-    name = spec.get("name") if isinstance(spec, dict) else None
-    return name if isinstance(name, str) and name else None
 
 
 def _select(
