@@ -27,7 +27,7 @@ from jupyter_client import KernelManager
 from jupyter_client.client import KernelClient
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nb_mcp.actors.environment import KernelChoice
-from nb_mcp.actors.launch import KernelLaunch, explain_exit, launch_problem, private_kernelspec
+from nb_mcp.actors.launch import KernelLaunch, launch_problem, private_kernelspec, startup_exit
 from nb_mcp.supervisor import statedir
 
 
@@ -72,7 +72,7 @@ class KernelBackend(Protocol):
     def interrupt(self) -> None: ...
     def is_alive(self) -> bool: ...
     def exit_code(self) -> int | None: ...
-    def exit_reason(self) -> str | None: ...
+    def startup_exit(self) -> str: ...
     def stop(self, grace: float) -> None: ...
     def record_execution(self, in_flight: dict[str, Any] | None) -> None: ...
     @property
@@ -233,15 +233,15 @@ class LocalBackend:
         self.record_execution(None)
         return Started(pid=pid, connection_info=self.connection_info())
 
-    def exit_reason(self) -> str | None:
-        """What the kernel's own output says about why it exited (its log's last lines)."""
+    def startup_exit(self) -> str:
+        """Why the kernel exited during start-up, with what its own output (its log) says."""
         try:
             with open(self._log, "rb") as log:
                 log.seek(max(0, os.fstat(log.fileno()).st_size - 4096))
                 tail = log.read().decode("utf-8", "replace")
         except OSError:
-            return None
-        return explain_exit(tail, self.choice)
+            tail = ""
+        return startup_exit(self.exit_code(), tail, self.choice)
 
     def record_execution(self, in_flight: dict[str, Any] | None) -> None:
         """Note in the state dir which cell runs, so a daemon that replaces us can resume it."""
@@ -338,8 +338,8 @@ class AttachedBackend:
     def exit_code(self) -> int | None:
         return None  # not our child: its exit status went to init
 
-    def exit_reason(self) -> str | None:
-        return None
+    def startup_exit(self) -> str:
+        return "the kernel taken over from an earlier daemon is gone"
 
     def stop(self, grace: float) -> None:
         try:

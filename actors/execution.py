@@ -15,6 +15,7 @@ from typing import Any
 import pykka
 from nb_mcp.actors.backend import KernelBackend
 from nb_mcp.actors.environment import KernelChoice
+from nb_mcp.actors.kernel_protocol import KernelInfo
 from nb_mcp.actors.launch import KernelLaunch
 from nb_mcp.actors.outputs import last_line
 
@@ -153,6 +154,25 @@ class KernelSlot:
     # Set when this kernel was taken over from a daemon that died.
     reattached: bool = False
     recovery_note: str = ""
+
+    def info(self) -> KernelInfo:
+        """The kernel as `status` shows it, with the Python it runs in and why."""
+        execution, choice = self.execution, self.choice
+        environment = choice.environment if choice is not None else None
+        return KernelInfo(
+            state=self.state,
+            kernel_name=self.kernel_name,
+            pid=self.backend.pid if self.backend is not None else None,
+            running_job=self.turn[0] if self.turn else None,
+            running_cell=execution.cell_id if execution and execution.to_writer else None,
+            queued_jobs=[job_id for job_id, _, _ in self.queue],
+            started_at=self.started_at,
+            reattached=self.reattached,
+            environment=None if environment is None else str(environment),
+            display_name=choice.display_name if choice else "",
+            rule=choice.rule if choice else "",
+            session_id=self.session_id,
+        )
 
     def close(self) -> None:
         """Stop the kernel for good: the supervisor gave up while no incarnation held it."""

@@ -89,7 +89,6 @@ class KernelActor(SupervisedActor):
         self._refs = refs
         self._state_dir = state_dir
         self._start_timeout = start_timeout
-        self._start_timeout_now = start_timeout  # the starting session's, once one starts
         self._progress_interval = progress_interval
         self._pump: ChannelPump | None = None
         self._ticker: Ticker | None = None
@@ -178,16 +177,8 @@ class KernelActor(SupervisedActor):
         progress_interval: float | None = None,
     ) -> None:
         slot = self._slot
-        slot.execution = Execution(
-            job_id,
-            job,
-            cell_id,
-            code,
-            to_writer,
-            timeout,
-            launch=launch,
-            progress_interval=progress_interval,
-        )
+        slot.execution = execution = Execution(job_id, job, cell_id, code, to_writer, timeout)
+        execution.launch, execution.progress_interval = launch, progress_interval  # its session's
         try:
             if slot.backend is not None:
                 if self._ready:
@@ -218,25 +209,7 @@ class KernelActor(SupervisedActor):
     # ------------------------------------------------------------ requests from tools
 
     def info(self) -> KernelInfo:
-        slot = self._slot
-        execution = slot.execution
-        choice = slot.choice
-        return KernelInfo(
-            state=slot.state,
-            kernel_name=slot.kernel_name,
-            pid=slot.backend.pid if slot.backend is not None else None,
-            running_job=slot.turn[0] if slot.turn else None,
-            running_cell=execution.cell_id if execution and execution.to_writer else None,
-            queued_jobs=[job_id for job_id, _, _ in slot.queue],
-            started_at=slot.started_at,
-            reattached=slot.reattached,
-            environment=None
-            if choice is None or choice.environment is None
-            else str(choice.environment),
-            display_name=choice.display_name if choice else "",
-            rule=choice.rule if choice else "",
-            session_id=slot.session_id,
-        )
+        return self._slot.info()
 
     def interrupt(self) -> str:
         slot = self._slot
@@ -287,7 +260,7 @@ class KernelActor(SupervisedActor):
         choice = launch.choice
         slot.state, slot.kernel_name = "starting", launch.label
         slot.choice, slot.session_id = choice, launch.session_id
-        self._start_timeout_now = launch.start_timeout
+        self._start_timeout = launch.start_timeout  # the starting session's
         self._ready = False
         self._start_began = time.monotonic()
         self._restart_reason = (reason, old_pid)
@@ -296,10 +269,7 @@ class KernelActor(SupervisedActor):
             f"starting a kernel for {slot.notebook.name} in {choice.describe()}: {choice.rule}",
             notebook=self._notebook,
             kernel_name=launch.label,
-            environment=None if choice.environment is None else str(choice.environment),
-            interpreter=None if choice.interpreter is None else str(choice.interpreter),
-            rule=choice.rule,
-            session_id=launch.session_id or None,
+            **launch.described(),
         )
         backend = LocalBackend(
             launch,
@@ -627,22 +597,14 @@ class KernelActor(SupervisedActor):
     def _tick_starting(self, now: float) -> None:
         slot = self._slot
         if slot.backend is None:
-            if now - self._start_began > self._start_timeout_now + 30:
+            if now - self._start_began > self._start_timeout + 30:
                 self._start_failed("the start-up thread did not answer")
             return
         if not slot.backend.is_alive():
-            code = slot.backend.exit_code()
-            said = slot.backend.exit_reason()
+            self._start_failed(slot.backend.startup_exit())
+        elif now - self._start_began > self._start_timeout:
             self._start_failed(
-                f"the kernel process exited during start-up (exit code {code}): {said}"
-                if said and "ipykernel" in said
-                else f"the kernel process exited during start-up (exit code {code}); "
-                "its log is in the state dir's kernels/ folder"
-                + (f" and ends with: {said}" if said else "")
-            )
-        elif now - self._start_began > self._start_timeout_now:
-            self._start_failed(
-                f"no answer within {self._start_timeout_now:.0f}s (NB_MCP_KERNEL_START_TIMEOUT_SEC)"
+                f"no answer within {self._start_timeout:.0f}s (NB_MCP_KERNEL_START_TIMEOUT_SEC)"
             )
         elif self._pump is not None and now - self._probe_sent > _PROBE_EVERY:
             # Until iopub shows something our subscription may not be live yet, and output
@@ -682,19 +644,10 @@ class KernelActor(SupervisedActor):
                 f"the cell ran past its {execution.timeout:g}s timeout and did "
                 "not stop when interrupted; the kernel was restarted",
             )
-            launch = self._relaunch(execution)
             self._stop_kernel("timeout", grace=0.0, emit_stopped=False)
-            if launch is not None:
-                self._start(launch, reason="the cell did not stop after its timeout")
-
-    def _relaunch(self, execution: Execution) -> KernelLaunch | None:
-        """How to start the kernel again after a restart nb decided: as it was started, with
-        the environment of the session whose cell is running."""
-        launch = execution.launch
-        choice = self._slot.choice
-        if launch is None or choice is None:
-            return launch
-        return KernelLaunch(choice, launch.env, launch.session_id, launch.start_timeout)
+            if execution.launch is not None:  # as it was, with the running cell's session's env
+                again = execution.launch.again(slot.choice)
+                self._start(again, reason="the cell did not stop after its timeout")
 
     def _report_progress(self, execution: Execution, now: float) -> None:
         interval = execution.progress_interval or self._progress_interval

@@ -13,7 +13,7 @@ import json
 import os
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nb_mcp.actors.environment import KernelChoice
@@ -33,6 +33,21 @@ class KernelLaunch:
     @property
     def label(self) -> str:
         return self.choice.label
+
+    def again(self, choice: KernelChoice | None) -> KernelLaunch:
+        """This session's launch of the kernel `choice` (the one that ran, if known)."""
+        return self if choice is None else replace(self, choice=choice)
+
+    def described(self) -> dict[str, str | None]:
+        """What `kernel.starting` says: the environment, interpreter, rule, session; no values
+        of the environment's variables."""
+        choice = self.choice
+        return {
+            "environment": None if choice.environment is None else str(choice.environment),
+            "interpreter": None if choice.interpreter is None else str(choice.interpreter),
+            "rule": choice.rule,
+            "session_id": self.session_id or None,
+        }
 
     def kernel_env(self) -> dict[str, str]:
         """The kernel's environment variables: the session's, activated for its Python."""
@@ -141,11 +156,13 @@ def missing_ipykernel(choice: KernelChoice) -> str:
     )
 
 
-def explain_exit(log_tail: str, choice: KernelChoice) -> str | None:
-    """What a kernel's own output says about why it exited at start-up."""
+def startup_exit(code: int | None, log_tail: str, choice: KernelChoice) -> str:
+    """Why a kernel exited at start-up, from its exit code and its own last words."""
+    exited = f"the kernel process exited during start-up (exit code {code})"
     if choice.environment is not None and (
         "No module named ipykernel" in log_tail or "No module named 'ipykernel" in log_tail
     ):
-        return missing_ipykernel(choice)
+        return f"{exited}: {missing_ipykernel(choice)}"
     lines = [line.strip() for line in log_tail.splitlines() if line.strip()]
-    return lines[-1][:300] if lines else None
+    said = f" and ends with: {lines[-1][:300]}" if lines else ""
+    return f"{exited}; its log is in the state dir's kernels/ folder{said}"

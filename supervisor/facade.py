@@ -7,6 +7,7 @@ front could later sit behind a socket without the tree noticing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -15,7 +16,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +34,14 @@ from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor.config import Config
 from nb_mcp.supervisor.notebook_tree import notebook_spec
 from nb_mcp.supervisor.paths import PathError, Scope, notebook_path, within
+from nb_mcp.supervisor.results import (
+    CellRead,
+    Edited,
+    KernelStatus,
+    Listing,
+    ServerStatus,
+    Submitted,
+)
 from nb_mcp.supervisor.session import Session
 from nb_mcp.supervisor.tree import ChildSpec, Restart, start_root
 
@@ -43,62 +52,6 @@ _ASK_TIMEOUT = 60.0
 
 class NbError(Exception):
     """A request nb refuses or cannot carry out; the message is written for the agent."""
-
-
-@dataclass(frozen=True)
-class Listing:
-    path: Path
-    cells: list[views.CellSummary]
-    notices: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class CellRead:
-    path: Path
-    cell: views.CellView
-    total: int
-    notices: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Edited:
-    path: Path
-    op: str
-    index: int
-    cell_id: str | None
-    total: int
-    written: bool
-    write_error: str | None
-    created: bool = False
-    detail: str = ""
-    notices: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Submitted:
-    job_id: str
-    notebook: Path
-    kind: str
-    cells: tuple[str, ...]
-    future: Future[JobSnapshot]
-    notices: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class KernelStatus:
-    notebook: Path
-    info: KernelInfo
-
-
-@dataclass(frozen=True)
-class ServerStatus:
-    version: str
-    pid: int
-    uptime_sec: float
-    log_path: Path
-    state_dir: Path
-    kernels: list[KernelStatus]
-    jobs: list[JobSnapshot]  # active first, then recent
 
 
 class _Notebook:
@@ -254,13 +207,10 @@ class Facade:
         cell = self._guard(lambda: nb.make_cell(cell_type, source))
         op = nb.InsertCell(cell=cell, index=index, after_id=after_cell_id)
         edited = self._edit(path, op, create=True, scope=scope)
-        if edited.created:
-            # A new notebook says at once which kernel it will get, so a person opening it in
-            # JupyterLab or VS Code sees the same one.
-            notebook = self._subtree(edited.path)
-            decision = self._decide(notebook, scope, None, kernels.KernelMetadata(), strict=False)
-            if decision is not None:
-                self._remember(notebook.writer(), decision)
+        if edited.created:  # it says at once which kernel it gets: so do JupyterLab and VS Code
+            with contextlib.suppress(NbError):
+                decision = self._decide(edited.path, scope, None, kernels.KernelMetadata())
+                self._remember(self._subtree(edited.path).writer(), decision)
         return edited
 
     def set_cell(
@@ -347,10 +297,8 @@ class Facade:
 
         selected, metadata, first = self._ask(writer.query(plan))
         cell_ids = tuple(selected)
-        decision = self._decide(notebook, session, kernel_name, metadata)
-        assert decision is not None
-        if decision.remember:
-            self._remember(writer, decision)
+        decision = self._decide(notebook.path, session, kernel_name, metadata, notebook.refs)
+        self._remember(writer, decision)
         job_id = f"j-{uuid.uuid4().hex[:8]}"
         future: Future[JobSnapshot] = Future()
         spec = JobSpec(
@@ -399,19 +347,16 @@ class Facade:
         return Submitted(job_id, notebook.path, kind, cell_ids, future, notices)
 
     def _precheck_kernel(self, path: str, requested: str | None, scope: Scope | None) -> None:
-        session = self._session(scope)
         try:
-            resolved = notebook_path(path, session.cwd)
+            resolved = notebook_path(path, self._session(scope).cwd)
         except PathError as error:
             raise NbError(str(error)) from None
         if not resolved.exists():
-            try:
-                kernels.decide(session, resolved, requested, kernels.KernelMetadata(), None)
-            except kernels.KernelRefused as error:
-                raise NbError(str(error)) from None
+            self._decide(resolved, scope, requested, kernels.KernelMetadata())
             return
         notebook, writer, _ = self._open(path, scope=scope)
-        self._decide(notebook, session, requested, self._ask(writer.query(kernels.read_metadata)))
+        metadata = self._ask(writer.query(kernels.read_metadata))
+        self._decide(notebook.path, scope, requested, metadata, notebook.refs)
 
     def remember_job(self, job_id: str) -> None:
         """Record where the job's events go, for `nb watch` in another process."""
@@ -465,17 +410,11 @@ class Facade:
         view), else all (the user's own `nb status`)."""
         running = []
         jobs: list[JobSnapshot] = []
+        shown = (lambda _: True) if roots is None else (lambda path: within(path, roots))
         with self._lock:
-            notebooks = [
-                n
-                for n in self._notebooks.values()
-                if n.supervisor.is_alive() and (roots is None or within(n.path, roots))
-            ]
-            entries = [
-                (job_id, entry)
-                for job_id, entry in self._jobs.items()
-                if roots is None or within(entry[0].path, roots)
-            ]
+            notebooks = [n for n in self._notebooks.values() if shown(n.path)]
+            notebooks = [n for n in notebooks if n.supervisor.is_alive()]
+            entries = [(job_id, e) for job_id, e in self._jobs.items() if shown(e[0].path)]
         for notebook in notebooks:
             try:
                 info = notebook.refs.kernel().info().get(timeout=5)
@@ -544,18 +483,11 @@ class Facade:
         self, path: str, kernel_name: str | None = None, scope: Scope | None = None
     ) -> str:
         """Restart with this session's choice and environment (and remember the choice)."""
-        session = self._session(scope)
         notebook, writer, _ = self._open(path, scope=scope)
         metadata = self._ask(writer.query(kernels.read_metadata))
-        try:
-            decision = kernels.decide(session, notebook.path, kernel_name, metadata, None)
-        except kernels.KernelRefused as error:
-            raise NbError(str(error)) from None
-        reply = self._kernel_call(
-            path, scope, lambda kernel: kernel.restart_kernel(decision.launch)
-        )
-        if decision.remember:
-            self._remember(writer, decision)
+        decision = self._decide(notebook.path, scope, kernel_name, metadata)
+        reply = self._kernel_call(path, scope, lambda k: k.restart_kernel(decision.launch))
+        self._remember(writer, decision)
         return reply
 
     def list_kernels(self, path: str | None, scope: Scope | None = None) -> kernels.KernelListing:
@@ -596,29 +528,27 @@ class Facade:
 
     def _decide(
         self,
-        notebook: _Notebook,
+        path: Path,
         scope: Scope | None,
         requested: str | None,
         metadata: kernels.KernelMetadata,
-        strict: bool = True,
-    ) -> kernels.Decision | None:
-        """The session's launch for this notebook, the running kernel considered; a refusal
-        is an NbError (or, not `strict`, None)."""
+        refs: NotebookRefs | None = None,
+    ) -> kernels.Decision:
+        """The session's launch for this notebook (with `refs`, its running kernel considered);
+        a refusal is an NbError."""
+        current: KernelInfo | None = None
+        with contextlib.suppress(NotRunning, pykka.ActorDeadError, pykka.Timeout):
+            current = refs.kernel().info().get(timeout=_ASK_TIMEOUT) if refs else None
         try:
-            current: KernelInfo | None = notebook.refs.kernel().info().get(timeout=_ASK_TIMEOUT)
-        except (NotRunning, pykka.ActorDeadError, pykka.Timeout):
-            current = None
-        try:
-            return kernels.decide(self._session(scope), notebook.path, requested, metadata, current)
+            return kernels.decide(self._session(scope), path, requested, metadata, current)
         except kernels.KernelRefused as error:
-            if not strict:
-                return None
             raise NbError(str(error)) from None
 
     def _remember(self, writer: Any, decision: kernels.Decision) -> None:
-        """Write the choice into the notebook's metadata (a failed write is retried by the
-        writer like any edit, and reported in the next reply)."""
-        self._ask(writer.edit(kernels.remembering(decision.launch.choice)))
+        """Write the choice into the notebook's metadata, if it is new (a failed write is
+        retried by the writer like any edit, and reported in the next reply)."""
+        if decision.remember:
+            self._ask(writer.edit(kernels.remembering(decision.launch.choice)))
 
     def _job_entry(
         self, job_id: str, scope: Scope | None = None

@@ -50,6 +50,9 @@ def decide(
     A kernel already running stays, whatever this session would choose (its environment is
     the one it was started with), unless the call names another kernel: then the agent is told
     to restart it. So a session whose environment differs uses the running kernel as it is.
+    The choice is to be remembered when a kernel will start with it (none runs) and the
+    metadata does not say it yet: never while a kernel runs, so a front-end that rewrites the
+    metadata does not get a write per execution back.
     """
     try:
         choice = described(
@@ -60,8 +63,8 @@ def decide(
     launch = KernelLaunch(
         choice, session.env, session.id, session.settings.kernel_start_timeout_sec
     )
-    if current is not None and running(current) and current.kernel_name != choice.label:
-        if requested:
+    if current is not None and running(current):
+        if requested and current.kernel_name != choice.label:
             raise KernelRefused(
                 f"{notebook.name} runs a {current.kernel_name!r} kernel; to use "
                 f"{choice.label!r}, call restart_kernel with kernel_name={requested!r} first"
