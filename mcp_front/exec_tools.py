@@ -219,8 +219,9 @@ def register(tools: Tools) -> None:
     async def restart_kernel(
         ctx: Context, path: NotebookPath, kernel_name: KernelName = None
     ) -> str:
-        """Restart the notebook's kernel (all variables are lost). A running cell ends in
-        error."""
+        """Restart the notebook's kernel (all variables are lost) with this session's
+        environment variables, in the Python nb chooses for it (or kernel_name's). A running
+        cell ends in error."""
         return await run(facade.restart_kernel, path, kernel_name, await tools.scope(ctx))
 
     @tools.tool

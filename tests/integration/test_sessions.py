@@ -8,7 +8,9 @@ marker module only that venv has; and bare standard-library venvs without ipyker
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from tests.helpers import (
     gate,
     load,
     notebook,
+    process_alive,
     read_events,
     server_env,
     wait_for,
@@ -256,6 +259,45 @@ def test_list_kernels_shows_the_kernelspecs_the_choice_and_its_rule_and_what_run
         listed = server.call("list_kernels", path=path.name)
         row = next(line for line in listed.text.splitlines() if str(path) + " ·" in line)
         assert str(venv) in row and "idle" in row and "this session" in row, listed.text
+
+
+def test_a_project_venv_kernel_has_the_same_limits_and_death_detection_as_any_kernel(
+    projects: Projects, tmp_path
+):
+    with in_process(projects.alpha, tmp_path, NB_MCP_KERNEL_MEMORY_MB="2048") as server:
+        path = notebook(
+            server,
+            fresh("limited"),
+            "import resource, sys\nprint('as=' + str(resource.getrlimit(resource.RLIMIT_AS)[0]))"
+            "\nprint('prefix=' + sys.prefix)",
+            "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+        )
+        reply = server.call("exec_all", path=path.name, block_for=20)
+        assert printed(reply.text, "prefix") == str(projects.alpha / ".venv"), reply.text
+        assert printed(reply.text, "as") == str(2048 * 1024 * 1024)
+        assert "NbMcpKernelDied" in reply.text and "SIGKILL" in reply.text, reply.text
+        died = wait_for(lambda: events_named(server.events(), "kernel.died"), what="kernel.died")
+        assert died[0]["notebook"] == str(path)
+
+
+def test_a_project_venv_kernel_is_taken_over_by_the_next_daemon_after_a_crash(
+    projects: Projects, daemon_env, tmp_path
+):
+    name = fresh("crash")
+    with front(projects.alpha, daemon_env, tmp_path, "first") as first:
+        notebook(first, name, "kept = 'still here'")
+        first.call("exec_cell", path=name, index=0)
+        old = first.pid
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: not process_alive(old), what="the daemon to die")
+    with front(projects.alpha, daemon_env, tmp_path, "second") as second:
+        assert second.pid != old
+        reply = second.call("run_scratch", path=name, code="import sys\nprint(kept, sys.prefix)")
+        assert f"still here {projects.alpha / '.venv'}" in reply.text, reply.text
+        row = next(line for line in second.call("status").text.splitlines() if name in line)
+        assert str(projects.alpha / ".venv") in row, row
+        cli = subprocess.run([NB, "status"], env=daemon_env, capture_output=True, text=True)
+        assert re.search(rf"{re.escape(str(projects.alpha / '.venv'))}.*taken over", cli.stdout)
 
 
 # ---------------------------------------------------------------- one daemon, many sessions
