@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -117,7 +118,8 @@ def ipykernel_installed(prefix: Path) -> bool | None:
         config = (prefix / "pyvenv.cfg").read_text(errors="replace").lower()
     except OSError:
         config = ""
-    if "include-system-site-packages = true" in config or not (prefix / "pyvenv.cfg").exists():
+    system_too = re.search(r"include-system-site-packages\s*=\s*true", config)
+    if system_too or not (prefix / "pyvenv.cfg").exists():
         return None  # a conda env or a venv over the system's packages: ipykernel may be there
     folders = [
         *prefix.glob("lib/python3*/site-packages"),
@@ -132,9 +134,8 @@ def ipykernel_installed(prefix: Path) -> bool | None:
     return False
 
 
-_STANDARD_PTH = frozenset(
-    {"distutils-precedence.pth", "_virtualenv.pth", "_uv_ephemeral_overlay.pth"}
-)
+# What setuptools and virtualenv put in every environment; any other .pth may add packages.
+_STANDARD_PTH = frozenset({"distutils-precedence.pth", "_virtualenv.pth"})
 
 
 def missing_ipykernel(choice: KernelChoice) -> str:
