@@ -5,6 +5,8 @@ Layout (folder 0700, files 0600):
   kernels/<id>.json    one per kernel a server started: pid, notebook, connection file, owner
   kernels/<id>.log     that kernel's own stdout/stderr (never the server's stdout)
   runtime/             kernels' connection files (they hold the key to the kernel's channels)
+  kernelspecs/nb-env-<hash>/kernel.json   how to start a Python environment's interpreter
+                       as a kernel (nb's own, never in the user's Jupyter folders)
   jobs/<job_id>.json   one per job: which log holds its events, which server ran it
   daemon.json, daemon.lock, daemon.sock   the per-user daemon (`nb serve`), if one runs
 Records are written atomically and removed when their owner stops them; a record whose owner
