@@ -47,7 +47,6 @@ class Tools:
         self.facade = facade
         self.session = session
         self.settings = session.settings
-        self.default_scope = session
         # What the session's first reply must say (a per-daemon setting not applied, …).
         self._first_notices = list(session.notices)
         # One Tools serves one connection (a stdio session, a daemon front) when it asks the
@@ -72,7 +71,7 @@ class Tools:
         """
         capabilities = ctx.client_capabilities
         if not self._client_roots or capabilities is None or capabilities.roots is None:
-            return self.default_scope
+            return self.session
         if not self._roots_asked:
             self._roots, self._roots_asked = await _ask_roots(ctx), True
         roots = self._roots
