@@ -16,6 +16,7 @@ saying what to start and which rule chose it, in words. In order:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -295,20 +296,30 @@ def _default(rule: str) -> KernelChoice:
 def walk_top(folder: Path, roots: Sequence[Path], home: Path) -> Path:
     """The highest folder the walk may look in: the session's root holding the notebook, and
     never above the home folder when the notebook is under it."""
-    holding = [root for root in roots if folder.is_relative_to(root)]
+    holding = [root for root in roots if _under(str(folder), str(root))]
     top = min(holding, key=lambda root: len(root.parts)) if holding else folder
-    if folder.is_relative_to(home) and not top.is_relative_to(home):
+    if _under(str(folder), str(home)) and not _under(str(top), str(home)):
         top = home
     return top
 
 
 def nearest_project_env(folder: Path, top: Path) -> PythonEnv | None:
-    """The nearest `.venv/` or `venv/` venv in `folder` or its parents, up to `top`."""
-    for place in (folder, *folder.parents):
+    """The nearest `.venv/` or `venv/` venv in `folder` or its parents, up to `top`.
+
+    Plain strings and one stat per candidate: this runs on every execution's way in.
+    """
+    place, last = str(folder), str(top)
+    while True:
         for name in PROJECT_ENV_FOLDERS:
-            found = python_env(place / name)
-            if found is not None and found.kind == "venv":
-                return found
-        if place == top or not place.is_relative_to(top):
+            candidate = os.path.join(place, name)
+            if os.path.isfile(os.path.join(candidate, "pyvenv.cfg")):
+                return PythonEnv(Path(candidate), "venv")
+        parent = os.path.dirname(place)
+        if place == last or parent == place or not _under(parent, last):
             return None
-    return None
+        place = parent
+
+
+def _under(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or inside it (both absolute, normalised)."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
