@@ -26,6 +26,8 @@ import zmq
 from jupyter_client import KernelManager
 from jupyter_client.client import KernelClient
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from nb_mcp.actors.environment import KernelChoice
+from nb_mcp.actors.launch import KernelLaunch, launch_problem, private_kernelspec, startup_exit
 from nb_mcp.supervisor import statedir
 
 
@@ -63,12 +65,14 @@ NO_LIMITS = Limits()
 
 class KernelBackend(Protocol):
     kernel_name: str
+    choice: KernelChoice
 
     def start(self) -> Started: ...
     def connection_info(self) -> dict[str, Any]: ...
     def interrupt(self) -> None: ...
     def is_alive(self) -> bool: ...
     def exit_code(self) -> int | None: ...
+    def startup_exit(self) -> str: ...
     def stop(self, grace: float) -> None: ...
     def record_execution(self, in_flight: dict[str, Any] | None) -> None: ...
     @property
@@ -77,22 +81,39 @@ class KernelBackend(Protocol):
     limits: Limits
 
 
-_FOUND_KERNELSPECS: set[str] = set()
+_FOUND_KERNELSPECS: dict[str, tuple[str, str]] = {}
 
 
-def check_kernel_name(name: str) -> None:
-    """Raise KernelStartError, listing what exists, if no kernelspec has this name."""
-    if name in _FOUND_KERNELSPECS:
-        return  # found before; scanning the kernelspec folders on every job costs 0.6 ms
+def check_kernel_name(name: str) -> tuple[str, str]:
+    """The kernelspec's display name and language; raise KernelStartError, listing what
+    exists, if no kernelspec has this name."""
+    found = _FOUND_KERNELSPECS.get(name)
+    if found is not None:
+        return found  # found before; scanning the kernelspec folders on every job costs 0.6 ms
     manager = KernelSpecManager()
     try:
-        manager.get_kernel_spec(name)
+        spec = manager.get_kernel_spec(name)
     except NoSuchKernel:
         available = ", ".join(sorted(manager.find_kernel_specs())) or "none"
         raise KernelStartError(
             f"no kernel named {name!r} (installed kernelspecs: {available})"
         ) from None
-    _FOUND_KERNELSPECS.add(name)
+    found = (spec.display_name or name, spec.language or "")
+    _FOUND_KERNELSPECS[name] = found
+    return found
+
+
+def installed_kernelspecs() -> dict[str, tuple[str, str, str]]:
+    """Every kernelspec Jupyter finds: name -> (display name, language, folder)."""
+    found = {}
+    for name, info in sorted(KernelSpecManager().get_all_specs().items()):
+        spec = info.get("spec") or {}
+        found[name] = (
+            str(spec.get("display_name") or name),
+            str(spec.get("language") or ""),
+            str(info.get("resource_dir") or ""),
+        )
+    return found
 
 
 # A Unix socket path is at most 107 bytes; deeper state dirs put the sockets in a short,
@@ -116,18 +137,21 @@ def socket_base(state_dir: Path, kernel_id: str) -> Path:
 
 
 class LocalBackend:
-    """A kernel process on this machine, started from its kernelspec by jupyter_client."""
+    """A kernel process on this machine, started by jupyter_client for one launch: a
+    kernelspec, or a Python environment's interpreter, with its session's environment."""
 
     def __init__(
         self,
-        kernel_name: str,
+        launch: KernelLaunch,
         cwd: Path,
         state_dir: Path,
         notebook: Path,
         transport: str = "ipc",
         limits: Limits = NO_LIMITS,
     ) -> None:
-        self.kernel_name = kernel_name
+        self.launch = launch
+        self.choice = launch.choice
+        self.kernel_name = launch.label
         self.limits = limits
         self._cwd = cwd
         self._state_dir = state_dir
@@ -140,7 +164,9 @@ class LocalBackend:
         # ipc: the kernel's sockets are files in a 0700 folder, so no other local user can
         # subscribe to its outputs or send it code (on TCP loopback anyone on the machine can).
         self._km = KernelManager(
-            kernel_name=kernel_name, transport=transport, context=zmq.Context.instance()
+            kernel_name=launch.choice.kernelspec or "python3",
+            transport=transport,
+            context=zmq.Context.instance(),
         )
         # Connection files live in our state dir, so `nb cleanup` can tell our kernels apart
         # from the user's other Jupyter or VS Code kernels.
@@ -155,6 +181,15 @@ class LocalBackend:
 
     def start(self) -> Started:
         statedir.ensure(self._state_dir)
+        if self.choice.environment is not None:
+            problem = launch_problem(self.choice)
+            if problem:
+                raise KernelStartError(problem)
+            # The environment's interpreter, as a kernelspec of nb's own (in the state dir):
+            # jupyter_client then starts, signals and stops it like any kernel.
+            name, folder = private_kernelspec(self._state_dir, self.choice)
+            self._km.kernel_spec_manager = KernelSpecManager(kernel_dirs=[str(folder)])
+            self._km.kernel_name = name
         try:
             with open(self._log, "ab") as log:
                 # The kernel's stdout/stderr go to its own log file: never to ours, since our
@@ -162,8 +197,10 @@ class LocalBackend:
                 # independent: the kernel does not watch for its parent to exit (ipykernel's
                 # parent poller), so a training run survives the daemon that started it, and
                 # nb itself decides when a kernel stops.
+                # env: the session's, never this process's own (another client's, or none).
                 self._km.start_kernel(
                     cwd=str(self._cwd),
+                    env=self.launch.kernel_env(),
                     stdout=log,
                     stderr=log,
                     stdin=subprocess.DEVNULL,
@@ -188,12 +225,23 @@ class LocalBackend:
             "server_start_ticks": statedir.process_start_ticks(os.getpid()),
             "notebook": str(self._notebook),
             "kernel_name": self.kernel_name,
+            "choice": self.choice.to_record(),
             "connection_file": self._km.connection_file,
             "log": str(self._log),
             "started_at": time.time(),
         }
         self.record_execution(None)
         return Started(pid=pid, connection_info=self.connection_info())
+
+    def startup_exit(self) -> str:
+        """Why the kernel exited during start-up, with what its own output (its log) says."""
+        try:
+            with open(self._log, "rb") as log:
+                log.seek(max(0, os.fstat(log.fileno()).st_size - 4096))
+                tail = log.read().decode("utf-8", "replace")
+        except OSError:
+            tail = ""
+        return startup_exit(self.exit_code(), tail, self.choice)
 
     def record_execution(self, in_flight: dict[str, Any] | None) -> None:
         """Note in the state dir which cell runs, so a daemon that replaces us can resume it."""
@@ -252,6 +300,7 @@ class AttachedBackend:
 
     def __init__(self, record: dict[str, Any], state_dir: Path) -> None:
         self.kernel_name: str = record["kernel_name"]
+        self.choice = KernelChoice.from_record(record.get("choice") or {}, self.kernel_name)
         self.limits = NO_LIMITS  # whatever was set stays set on the process
         self._record_data = {
             key: value for key, value in record.items() if key not in ("record_path", "in_flight")
@@ -288,6 +337,9 @@ class AttachedBackend:
 
     def exit_code(self) -> int | None:
         return None  # not our child: its exit status went to init
+
+    def startup_exit(self) -> str:
+        return "the kernel taken over from an earlier daemon is gone"
 
     def stop(self, grace: float) -> None:
         try:

@@ -14,6 +14,9 @@ from typing import Any
 
 import pykka
 from nb_mcp.actors.backend import KernelBackend
+from nb_mcp.actors.environment import KernelChoice
+from nb_mcp.actors.kernel_protocol import KernelInfo
+from nb_mcp.actors.launch import KernelLaunch
 from nb_mcp.actors.outputs import last_line
 
 OUTPUT_TYPES = frozenset(
@@ -58,6 +61,9 @@ class Execution:
     replied_at: float | None = None  # when the shell's execute_reply came
     last_iopub: float = 0.0  # when iopub last delivered a message of this execution
     recorded: bool = False  # noted in the kernel's record, for a daemon that takes over
+    # The job's session: how to start a kernel for it, and how often it wants progress events.
+    launch: KernelLaunch | None = None
+    progress_interval: float | None = None
 
     def sent(self, msg_id: str, now: float) -> None:
         self.msg_id = msg_id
@@ -134,9 +140,13 @@ class KernelSlot:
     notebook: Path
     backend: KernelBackend | None = None
     kernel_name: str | None = None
+    # What the kernel runs (its kernelspec or environment, and the rule that chose it) and
+    # the session whose environment it was started with.
+    choice: KernelChoice | None = None
+    session_id: str = ""
     state: str = "none"
     started_at: float | None = None
-    queue: deque[tuple[str, pykka.ActorRef, str]] = field(default_factory=deque)
+    queue: deque[tuple[str, pykka.ActorRef, KernelLaunch]] = field(default_factory=deque)
     turn: tuple[str, pykka.ActorRef | None] | None = None
     execution: Execution | None = None
     recent_cells: OrderedDict[str, str] = field(default_factory=OrderedDict)
@@ -144,6 +154,25 @@ class KernelSlot:
     # Set when this kernel was taken over from a daemon that died.
     reattached: bool = False
     recovery_note: str = ""
+
+    def info(self) -> KernelInfo:
+        """The kernel as `status` shows it, with the Python it runs in and why."""
+        execution, choice = self.execution, self.choice
+        environment = choice.environment if choice is not None else None
+        return KernelInfo(
+            state=self.state,
+            kernel_name=self.kernel_name,
+            pid=self.backend.pid if self.backend is not None else None,
+            running_job=self.turn[0] if self.turn else None,
+            running_cell=execution.cell_id if execution and execution.to_writer else None,
+            queued_jobs=[job_id for job_id, _, _ in self.queue],
+            started_at=self.started_at,
+            reattached=self.reattached,
+            environment=None if environment is None else str(environment),
+            display_name=choice.display_name if choice else "",
+            rule=choice.rule if choice else "",
+            session_id=self.session_id,
+        )
 
     def close(self) -> None:
         """Stop the kernel for good: the supervisor gave up while no incarnation held it."""

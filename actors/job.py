@@ -21,6 +21,7 @@ from typing import Any
 
 from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.kernel_protocol import CellDone, CellProgress, ScratchMessage, Turn, Waiting
+from nb_mcp.actors.launch import KernelLaunch
 from nb_mcp.actors.log import emit
 from nb_mcp.actors.outputs import OutputBuilder
 from nb_mcp.actors.refs import NotebookRefs, NotRunning
@@ -35,13 +36,14 @@ class JobSpec:
     notebook: Path
     kind: str
     cell_ids: tuple[str, ...]
-    kernel_name: str
+    launch: KernelLaunch  # the kernel to start if none runs, with the session's environment
     timeout: float | None
     code: str | None = None  # run_scratch: the code; nothing is written to the file
     submitted_at: float = field(default_factory=time.time)
     # The first cell's (source, index, type) as read when the job was planned: used if the
     # job starts at once, so the cell is not read a second time a millisecond later.
     first: tuple[str, int, str] | None = None
+    progress_interval: float | None = None  # the session's NB_MCP_PROGRESS_INTERVAL_SEC
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class JobActor(SupervisedActor):
     # ------------------------------------------------------------ lifecycle
 
     def setup(self) -> None:
-        self._refs.kernel().enqueue(self._spec.job_id, self.actor_ref, self._spec.kernel_name)
+        self._refs.kernel().enqueue(self._spec.job_id, self.actor_ref, self._spec.launch)
 
     def teardown(self, reason: BaseException | None) -> None:
         if self._done.done():
@@ -254,7 +256,8 @@ class JobActor(SupervisedActor):
             source,
             spec.timeout,
             not self._scratch_job,
-            spec.kernel_name,
+            spec.launch,
+            spec.progress_interval,
         )
         return True
 

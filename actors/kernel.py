@@ -36,6 +36,7 @@ from nb_mcp.actors.kernel_protocol import (
     Turn,
     Waiting,
 )
+from nb_mcp.actors.launch import KernelLaunch
 from nb_mcp.actors.log import emit
 from nb_mcp.actors.refs import NotebookRefs, NotRunning
 from nb_mcp.actors.timers import Ticker
@@ -149,8 +150,8 @@ class KernelActor(SupervisedActor):
 
     # ------------------------------------------------------------ jobs
 
-    def enqueue(self, job_id: str, job: pykka.ActorRef, kernel_name: str) -> None:
-        self._slot.queue.append((job_id, job, kernel_name))
+    def enqueue(self, job_id: str, job: pykka.ActorRef, launch: KernelLaunch) -> None:
+        self._slot.queue.append((job_id, job, launch))
         if self._slot.turn is None:
             self._grant_next()
         else:
@@ -172,17 +173,19 @@ class KernelActor(SupervisedActor):
         code: str,
         timeout: float | None,
         to_writer: bool,
-        kernel_name: str,
+        launch: KernelLaunch,
+        progress_interval: float | None = None,
     ) -> None:
         slot = self._slot
-        slot.execution = Execution(job_id, job, cell_id, code, to_writer, timeout)
+        slot.execution = execution = Execution(job_id, job, cell_id, code, to_writer, timeout)
+        execution.launch, execution.progress_interval = launch, progress_interval  # its session's
         try:
             if slot.backend is not None:
                 if self._ready:
                     self._send_execute()
                 # else: channels are being (re)built; _check_ready() sends it once they answer
             elif slot.state != "starting":
-                self._start(kernel_name)
+                self._start(launch)
         except Exception as error:  # the job must hear back, whatever happened
             self._end_execution("error", "NbMcpInternalError", f"{type(error).__name__}: {error}")
             raise
@@ -206,18 +209,7 @@ class KernelActor(SupervisedActor):
     # ------------------------------------------------------------ requests from tools
 
     def info(self) -> KernelInfo:
-        slot = self._slot
-        execution = slot.execution
-        return KernelInfo(
-            state=slot.state,
-            kernel_name=slot.kernel_name,
-            pid=slot.backend.pid if slot.backend is not None else None,
-            running_job=slot.turn[0] if slot.turn else None,
-            running_cell=execution.cell_id if execution and execution.to_writer else None,
-            queued_jobs=[job_id for job_id, _, _ in slot.queue],
-            started_at=slot.started_at,
-            reattached=slot.reattached,
-        )
+        return self._slot.info()
 
     def interrupt(self) -> str:
         slot = self._slot
@@ -236,9 +228,9 @@ class KernelActor(SupervisedActor):
             return "sent an interrupt; the kernel was idle"
         return f"sent an interrupt to the running cell {slot.execution.cell_id}"
 
-    def restart_kernel(self, kernel_name: str | None = None) -> str:
+    def restart_kernel(self, launch: KernelLaunch) -> str:
+        """Restart with the calling session's choice and environment (variables are lost)."""
         slot = self._slot
-        name = kernel_name or slot.kernel_name or "python3"
         old_pid = slot.backend.pid if slot.backend is not None else None
         self._end_execution(
             "error",
@@ -246,8 +238,8 @@ class KernelActor(SupervisedActor):
             "the kernel was restarted by restart_kernel while this cell ran",
         )
         self._stop_kernel("restart_kernel", grace=0.0, emit_stopped=False)
-        self._start(name, reason="restart_kernel", old_pid=old_pid)
-        return f"restarting the {name} kernel (variables are gone)"
+        self._start(launch, reason="restart_kernel", old_pid=old_pid)
+        return f"restarting the kernel in {launch.choice.describe()} (variables are gone)"
 
     def shutdown_kernel(self) -> str:
         slot = self._slot
@@ -263,20 +255,24 @@ class KernelActor(SupervisedActor):
 
     # ------------------------------------------------------------ starting
 
-    def _start(self, kernel_name: str, reason: str = "", old_pid: int | None = None) -> None:
+    def _start(self, launch: KernelLaunch, reason: str = "", old_pid: int | None = None) -> None:
         slot = self._slot
-        slot.state, slot.kernel_name = "starting", kernel_name
+        choice = launch.choice
+        slot.state, slot.kernel_name = "starting", launch.label
+        slot.choice, slot.session_id = choice, launch.session_id
+        self._start_timeout = launch.start_timeout  # the starting session's
         self._ready = False
         self._start_began = time.monotonic()
         self._restart_reason = (reason, old_pid)
         emit(
             "kernel.starting",
-            f"starting a {kernel_name} kernel for {slot.notebook.name}",
+            f"starting a kernel for {slot.notebook.name} in {choice.describe()}: {choice.rule}",
             notebook=self._notebook,
-            kernel_name=kernel_name,
+            kernel_name=launch.label,
+            **launch.described(),
         )
         backend = LocalBackend(
-            kernel_name,
+            launch,
             slot.notebook.parent,
             self._state_dir,
             slot.notebook,
@@ -605,11 +601,7 @@ class KernelActor(SupervisedActor):
                 self._start_failed("the start-up thread did not answer")
             return
         if not slot.backend.is_alive():
-            code = slot.backend.exit_code()
-            self._start_failed(
-                f"the kernel process exited during start-up (exit code {code}); "
-                "its log is in the state dir's kernels/ folder"
-            )
+            self._start_failed(slot.backend.startup_exit())
         elif now - self._start_began > self._start_timeout:
             self._start_failed(
                 f"no answer within {self._start_timeout:.0f}s (NB_MCP_KERNEL_START_TIMEOUT_SEC)"
@@ -652,12 +644,14 @@ class KernelActor(SupervisedActor):
                 f"the cell ran past its {execution.timeout:g}s timeout and did "
                 "not stop when interrupted; the kernel was restarted",
             )
-            name = slot.kernel_name or "python3"
             self._stop_kernel("timeout", grace=0.0, emit_stopped=False)
-            self._start(name, reason="the cell did not stop after its timeout")
+            if execution.launch is not None:  # as it was, with the running cell's session's env
+                again = execution.launch.again(slot.choice)
+                self._start(again, reason="the cell did not stop after its timeout")
 
     def _report_progress(self, execution: Execution, now: float) -> None:
-        due = execution.progress_due(now, self._progress_interval)
+        interval = execution.progress_interval or self._progress_interval
+        due = execution.progress_due(now, interval)
         if due is None:
             return
         running = round(now - execution.started_mono, 3)

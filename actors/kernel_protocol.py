@@ -61,3 +61,9 @@ class KernelInfo:
     queued_jobs: list[str]
     started_at: float | None
     reattached: bool = False
+    # Which Python: the environment the kernel runs in (None: a kernelspec's own), what
+    # front-ends call it, the rule that chose it, and the session whose variables it got.
+    environment: str | None = None
+    display_name: str = ""
+    rule: str = ""
+    session_id: str = ""

@@ -457,6 +457,36 @@ class ClearOutputs(_Targeted):
         return position
 
 
+@dataclass
+class SetKernel(Op):
+    """Record the kernel nb chose where Jupyter front-ends read it (`metadata.kernelspec`) and
+    what nb itself remembers (`metadata.nb`: the environment, or a kernelspec a call named,
+    and the rule); no cell changes."""
+
+    kernelspec: dict[str, str]
+    ours: dict[str, str]
+    name = "set_kernel"
+
+    def apply(self, notebook: NotebookNode) -> int:
+        metadata = notebook.setdefault("metadata", NotebookNode())
+        metadata["kernelspec"] = NotebookNode(self.kernelspec)
+        previous = metadata.get("nb")
+        kept = {
+            key: value
+            for key, value in (previous.items() if isinstance(previous, dict) else ())
+            if key not in _KERNEL_KEYS
+        }
+        kept.update(self.ours)
+        if kept:
+            metadata["nb"] = NotebookNode(kept)
+        else:
+            metadata.pop("nb", None)
+        return 0
+
+
+_KERNEL_KEYS = ("environment", "kernelspec", "kernel_rule")
+
+
 def _clear(cell: NotebookNode) -> None:
     if cell["cell_type"] == "code":
         cell["outputs"] = []

@@ -12,7 +12,7 @@ from pydantic import Field
 
 
 def register(tools: Tools) -> None:
-    facade, config, run = tools.facade, tools.config, tools.run
+    facade, settings, run = tools.facade, tools.settings, tools.run
 
     @tools.tool
     async def list_cells(ctx: Context, path: NotebookPath) -> str:
@@ -27,7 +27,7 @@ def register(tools: Tools) -> None:
         """Read one cell: its source and its outputs (long text cut with a note; images
         attached as images)."""
         result = await run(facade.read_cell, path, index, cell_id, await tools.scope(ctx))
-        return replies.cell_read(result, config.max_reply_chars, config.max_image_bytes)
+        return replies.cell_read(result, settings.max_reply_chars, settings.max_image_bytes)
 
     @tools.tool
     async def insert_cell(

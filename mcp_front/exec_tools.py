@@ -27,7 +27,11 @@ BlockFor = Annotated[
 ]
 KernelName = Annotated[
     str | None,
-    Field(description="Kernelspec to start (default: the notebook's metadata, else python3)"),
+    Field(
+        description="A kernelspec name, or the folder of a Python environment, to start if no "
+        "kernel runs (default: the notebook's metadata, else the project's .venv, else "
+        "python3; list_kernels shows the choice)"
+    ),
 ]
 
 
@@ -37,7 +41,7 @@ def register(tools: Tools) -> None:
     async def submit_and_wait(
         ctx: Context, block_for: float | None, path: str, kind: str, **arguments: Any
     ) -> list[Any] | str:
-        wait = waiting.bound(tools.config, block_for)
+        wait = waiting.bound(tools.settings, block_for)
         scope = await tools.scope(ctx)
         submitted: Submitted = await run(facade.submit, path, kind, scope=scope, **arguments)
         return await reply(ctx, submitted.job_id, wait, submitted.notices)
@@ -61,7 +65,7 @@ def register(tools: Tools) -> None:
         if wait.note:
             notes = [wait.note, *notes]
         return job_replies.finished(
-            snapshot, outputs, tools.config.max_reply_chars, tools.config.max_image_bytes, notes
+            snapshot, outputs, tools.settings.max_reply_chars, tools.settings.max_image_bytes, notes
         )
 
     @tools.tool
@@ -183,8 +187,9 @@ def register(tools: Tools) -> None:
     ) -> list[Any] | str:
         """A job's cells with their state, duration and last output age; its outputs once it
         has finished."""
-        wait = waiting.bound(tools.config, block_for or 0.0)  # null is the default: no wait
-        future = facade.job_future(job_id)
+        wait = waiting.bound(tools.settings, block_for or 0.0)  # null is the default: no wait
+        # A job on a notebook outside this session's roots is as unknown as no job at all.
+        future = facade.job_future(job_id, await tools.scope(ctx))
         if wait.seconds > 0 or future.done():
             snapshot = await waiting.wait_for(facade, job_id, future, wait.seconds, ctx)
             if snapshot is not None:
@@ -198,9 +203,11 @@ def register(tools: Tools) -> None:
         return replies.with_notices(job_replies.table(snapshot), notes)
 
     @tools.tool
-    async def status() -> str:
-        """Every kernel this server runs (notebook, pid, state) and its active and recent jobs."""
-        return job_replies.server_status(await run(facade.status))
+    async def status(ctx: Context) -> str:
+        """The kernels of notebooks under this session's roots (notebook, environment, pid,
+        state) and their active and recent jobs."""
+        scope = await tools.scope(ctx)
+        return job_replies.server_status(await run(facade.status, scope.roots))
 
     @tools.tool
     async def interrupt(ctx: Context, path: NotebookPath) -> str:
@@ -212,8 +219,9 @@ def register(tools: Tools) -> None:
     async def restart_kernel(
         ctx: Context, path: NotebookPath, kernel_name: KernelName = None
     ) -> str:
-        """Restart the notebook's kernel (all variables are lost). A running cell ends in
-        error."""
+        """Restart the notebook's kernel (all variables are lost) with this session's
+        environment variables, in the Python nb chooses for it (or kernel_name's). A running
+        cell ends in error."""
         return await run(facade.restart_kernel, path, kernel_name, await tools.scope(ctx))
 
     @tools.tool

@@ -19,9 +19,9 @@ from typing import Any
 import anyio
 import uvicorn
 from nb_mcp.mcp_front.server import build
+from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor import statedir
 from nb_mcp.supervisor.facade import Facade
-from nb_mcp.supervisor.paths import Scope
 
 
 class HttpRefused(Exception):
@@ -90,13 +90,19 @@ class _Server(uvicorn.Server):
 async def serve_http(
     facade: Facade, host: str, port: int, bearer: str | None, stopping: anyio.Event
 ) -> None:
-    roots = facade.config.roots
-    # A remote client's roots name folders on its own machine; it must not widen ours.
-    server = build(facade, Scope(roots[0], roots), client_roots=False)
+    # Remote agents bring no folder or environment of this machine: one session, the daemon's
+    # own environment and NB_MCP_ROOTS. A remote client's roots name folders on its own
+    # machine; they must not widen ours.
+    session = sessions.for_http(facade.config)
+    server = build(facade, session, client_roots=False)
     app = server.streamable_http_app(host=host)
     asgi: Any = app if bearer is None else _BearerToken(app, bearer)
     http = _Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning"))
-    async with anyio.create_task_group() as group:
-        group.start_soon(http.serve)
-        await stopping.wait()
-        http.should_exit = True
+    sessions.opened(session)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(http.serve)
+            await stopping.wait()
+            http.should_exit = True
+    finally:
+        sessions.closed(session)

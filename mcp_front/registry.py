@@ -7,6 +7,7 @@ import inspect
 import time
 import warnings
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urlparse
@@ -15,11 +16,11 @@ import anyio
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult
+from mcp_types import CallToolResult, TextContent
 from nb_mcp.actors.log import emit_written
 from nb_mcp.mcp_front import replies
 from nb_mcp.supervisor.facade import Facade, NbError
-from nb_mcp.supervisor.paths import Scope
+from nb_mcp.supervisor.session import Session
 from pydantic import Field
 
 P = ParamSpec("P")
@@ -36,15 +37,18 @@ CellId = Annotated[str | None, Field(description="Cell id (from list_cells); use
 
 
 class Tools:
-    """The server, the facade, and the decorator that turns a coroutine into a tool."""
+    """The server, the facade, the session, and the decorator that turns a coroutine into a
+    tool. One Tools serves one session: its settings apply to every call."""
 
     def __init__(
-        self, server: MCPServer, facade: Facade, scope: Scope, client_roots: bool = True
+        self, server: MCPServer, facade: Facade, session: Session, client_roots: bool = True
     ) -> None:
         self.server = server
         self.facade = facade
-        self.config = facade.config
-        self.default_scope = scope
+        self.session = session
+        self.settings = session.settings
+        # What the session's first reply must say (a per-daemon setting not applied, …).
+        self._first_notices = list(session.notices)
         # One Tools serves one connection (a stdio session, a daemon front) when it asks the
         # client for roots, so the answer is kept here until the client says they changed.
         # The HTTP front shares one among its connections and never asks.
@@ -55,8 +59,9 @@ class Tools:
         server.middleware.append(_UnknownArguments(self._parameters))
         server.middleware.append(self._forget_roots_on_change)
 
-    async def scope(self, ctx: Context) -> Scope:
-        """Where this caller's relative paths start, and the folders it may touch.
+    async def scope(self, ctx: Context) -> Session:
+        """The session, with where this caller's relative paths start and the folders it may
+        touch.
 
         The roots are the client's, if it declares them and this connection can ask: asked
         once per session and kept until the client says they changed. Otherwise the server's
@@ -66,11 +71,11 @@ class Tools:
         """
         capabilities = ctx.client_capabilities
         if not self._client_roots or capabilities is None or capabilities.roots is None:
-            return self.default_scope
+            return self.session
         if not self._roots_asked:
             self._roots, self._roots_asked = await _ask_roots(ctx), True
         roots = self._roots
-        return self.default_scope if not roots else Scope(self.default_scope.cwd, tuple(roots))
+        return self.session if not roots else replace(self.session, roots=tuple(roots))
 
     async def _forget_roots_on_change(
         self, ctx: ServerRequestContext[Any, Any], call_next: Any
@@ -87,10 +92,10 @@ class Tools:
             started = time.monotonic()
             error: str | None = None
             try:
-                return await fn(*args, **kwargs)
+                return self._with_first_notices(await fn(*args, **kwargs))
             except NbError as refused:
                 error = str(refused)
-                raise ToolError(error) from None
+                raise ToolError(replies.with_notices(error, self._take_first_notices())) from None
             except anyio.get_cancelled_exc_class():
                 error = "cancelled by the client (only the wait ended; a job goes on)"
                 raise
@@ -116,6 +121,25 @@ class Tools:
             name for name in inspect.signature(fn).parameters if name != "ctx"
         ]
         return call
+
+    def _take_first_notices(self) -> list[str]:
+        notices, self._first_notices = self._first_notices, []
+        return notices
+
+    def _with_first_notices(self, result: Any) -> Any:
+        """The reply, carrying the session's notices if it is the session's first."""
+        if not self._first_notices:
+            return result
+        notices = self._take_first_notices()
+        if isinstance(result, str):
+            return replies.with_notices(result, notices)
+        if isinstance(result, list):
+            for position, content in enumerate(result):
+                if isinstance(content, TextContent):
+                    updated = replies.with_notices(content.text, notices)
+                    return [*result[:position], replies.text(updated), *result[position + 1 :]]
+            return [replies.text(replies.with_notices("", notices).lstrip("\n")), *result]
+        return result
 
     @staticmethod
     async def run(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:

@@ -1,8 +1,11 @@
 """`nb mcp`: the thin front. It relays the MCP session between its stdio and the daemon.
 
 It connects to the per-user daemon (starting it, detached, if none runs), says hello with its
-version, folder and roots, and then copies bytes both ways without reading them. When the
-client goes away the front goes too; the daemon and its jobs stay.
+version and its client's folder, roots and environment (the daemon makes a session of them:
+kernels start with that environment, calls get these settings), and then copies bytes both
+ways without reading them. When the client goes away the front goes too; the daemon and its
+jobs stay. A per-daemon setting of this client that the running daemon does not have is said
+on stderr, in one line, and in the session's first tool reply.
 
 If the daemon runs another version of nb, the front does not garble the session: it answers
 the client's first request with an error saying what to do, and exits.
@@ -41,6 +44,8 @@ def run_front(config: Config) -> int:
         return _refuse(stdin, stdout, f"nb mcp could not reach the nb daemon: {error}")
     if reply.get("nb") != "welcome":
         return _refuse(stdin, stdout, reply.get("reason") or f"the daemon said {reply!r}")
+    for notice in reply.get("notices") or []:
+        print(f"nb mcp: {notice}", file=sys.stderr, flush=True)
     if reply.get("version") != VERSION:
         return _refuse(
             stdin,
@@ -67,7 +72,7 @@ def connect_or_start(config: Config) -> socket.socket:
             return _connect(path)  # another front started it while we waited for the lock
         except OSError:
             pass
-        process = _spawn_daemon(state_dir)
+        process = _spawn_daemon(state_dir, config)
         deadline = time.monotonic() + _START_TIMEOUT_SEC
         while time.monotonic() < deadline:
             try:
@@ -92,11 +97,17 @@ def _connect(path: Path) -> socket.socket:
     return connection
 
 
-def _spawn_daemon(state_dir: Path) -> subprocess.Popen[bytes]:
+def _spawn_daemon(state_dir: Path, config: Config) -> subprocess.Popen[bytes]:
+    # The daemon runs in its state dir: paths this client gave relative to its own folder are
+    # made absolute, so the daemon uses the same ones.
+    env = dict(os.environ, NB_MCP_STATE_DIR=str(state_dir))
+    if env.get("NB_MCP_LOG_PATH", "").strip():
+        env["NB_MCP_LOG_PATH"] = str(config.log_path)
     with open(state_dir / "daemon.stderr", "ab") as errors:
         return subprocess.Popen(
             [sys.executable, "-m", "nb_mcp.ops.cli", "serve"],
             cwd=state_dir,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=errors,
@@ -111,6 +122,9 @@ def _hello(connection: socket.socket, config: Config) -> dict[str, Any]:
         "version": VERSION,
         "cwd": os.getcwd(),
         "roots": [str(root) for root in config.roots],
+        # The whole environment, as a shell passes it to a program: the kernels of this
+        # session start with it (the daemon's own is another client's, or none).
+        "env": dict(os.environ),
     }
     connection.sendall((json.dumps(hello) + "\n").encode())
     line = _read_line(connection)
@@ -147,6 +161,11 @@ def _relay(connection: socket.socket, stdin: BinaryIO, stdout: BinaryIO) -> None
         pass
     finally:
         connection.close()
+
+
+def refuse_client(reason: str) -> int:
+    """Answer the MCP client's first request with `reason` as an error, and exit 1."""
+    return _refuse(sys.stdin.buffer, sys.stdout.buffer, reason)
 
 
 def _refuse(stdin: BinaryIO, stdout: BinaryIO, reason: str) -> int:

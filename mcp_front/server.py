@@ -7,11 +7,12 @@ import signal
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
-from nb_mcp.mcp_front import edit_tools, exec_tools
+from nb_mcp.mcp_front import edit_tools, exec_tools, kernel_tools
 from nb_mcp.mcp_front.registry import Tools
 from nb_mcp.mcp_front.stdio import StdinLines
+from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor.facade import VERSION, Facade
-from nb_mcp.supervisor.paths import Scope
+from nb_mcp.supervisor.session import Session
 
 INSTRUCTIONS = """\
 nb reads, edits and runs Jupyter notebooks. Cells are addressed by `index` (0-based, negative
@@ -20,21 +21,24 @@ written to the .ipynb at once, so a person watching it in JupyterLab or VS Code 
 """
 
 
-def build(facade: Facade, scope: Scope, client_roots: bool = True) -> MCPServer:
-    """The tools for one caller; `client_roots=False` ignores the roots a client declares."""
+def build(facade: Facade, session: Session, client_roots: bool = True) -> MCPServer:
+    """The tools for one session; `client_roots=False` ignores the roots a client declares."""
     # WARNING: the SDK's INFO lines (every refused call) would flood the client's stderr log;
     # nb's own event log says what happened.
     server = MCPServer("nb", version=VERSION, instructions=INSTRUCTIONS, log_level="WARNING")
-    tools = Tools(server, facade, scope, client_roots)
+    tools = Tools(server, facade, session, client_roots)
     edit_tools.register(tools)
     exec_tools.register(tools)
+    kernel_tools.register(tools)
     return server
 
 
 async def serve_stdio(facade: Facade) -> str:
     """Serve MCP on stdio until stdin closes or a signal arrives; return why it stopped."""
-    server = build(facade, facade.default_scope)
+    session = facade.default_scope
+    server = build(facade, session)
     reason = "stdin closed"
+    sessions.opened(session)
     async with anyio.create_task_group() as group:
 
         async def watch_signals() -> None:
@@ -54,4 +58,5 @@ async def serve_stdio(facade: Facade) -> str:
             lowlevel = server._lowlevel_server
             await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
         group.cancel_scope.cancel()
+    sessions.closed(session)
     return reason

@@ -1,9 +1,11 @@
 """The daemon's side of `nb mcp`: one MCP session per front, over a Unix socket.
 
-A front connects, sends one hello line (its version, folder and roots), gets a welcome, and
-from then on the connection carries the MCP session's JSON-RPC lines, exactly as stdio does.
-Each session gets its own MCPServer bound to that front's folder and roots; all of them share
-the daemon's tree, so two agents editing one notebook go through its one WriterActor.
+A front connects, sends one hello line (its version, its client's folder, roots and
+environment), gets a welcome, and from then on the connection carries the MCP session's
+JSON-RPC lines, exactly as stdio does. Each connection is a session (supervisor/session.py)
+with its own MCPServer: that client's folder, roots, settings, and the environment its kernels
+start with. All of them share the daemon's tree, so two agents editing one notebook go through
+its one WriterActor.
 
 Two other first lines serve the CLI: `{"nb": "status"}` and `{"nb": "stop"}`.
 """
@@ -24,10 +26,10 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp.server.stdio import stdio_server
 from nb_mcp.actors.log import emit
 from nb_mcp.mcp_front.server import build
+from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor.facade import VERSION, Facade
-from nb_mcp.supervisor.paths import Scope
 
-_HELLO_LIMIT = 1 << 16
+_HELLO_LIMIT = 1 << 23  # the client's whole environment rides in it
 _LINE_LIMIT = 1 << 28  # one JSON-RPC message; a notebook cell's source can be large
 _IDLE_CHECK_SEC = 1.0
 
@@ -149,12 +151,20 @@ async def _front(
         await _send(stream, {"nb": "refused", "version": VERSION, "reason": reason})
         return
     try:
-        cwd = Path(hello["cwd"]).resolve()
-        roots = tuple(Path(root).resolve() for root in hello.get("roots") or [cwd])
-    except (KeyError, TypeError, ValueError):
-        await _send(stream, {"nb": "refused", "version": VERSION, "reason": "bad hello"})
+        session = sessions.from_hello(hello, daemon.facade.config, os.getpid())
+    except sessions.SessionRefused as refused:
+        emit(
+            "front.refused",
+            f"refused a front: {refused}",
+            level="warning",
+            reason=str(refused),
+            front_version=version,
+        )
+        await _send(stream, {"nb": "refused", "version": VERSION, "reason": str(refused)})
         return
-    await _send(stream, {"nb": "welcome", "version": VERSION, "pid": os.getpid()})
+    cwd = session.cwd
+    welcome = {"nb": "welcome", "version": VERSION, "pid": os.getpid(), "session": session.id}
+    await _send(stream, welcome | {"notices": list(session.notices)})
     daemon.fronts += 1
     emit(
         "front.connected",
@@ -163,14 +173,16 @@ async def _front(
         cwd=str(cwd),
         front_version=version,
     )
+    sessions.opened(session)
     try:
-        server = build(daemon.facade, Scope(cwd, roots))
+        server = build(daemon.facade, session)
         lowlevel = server._lowlevel_server  # what MCPServer.run_stdio_async() runs
         async with stdio_server(stdin=_Lines(buffered), stdout=_Writer(stream)) as (read, write):  # type: ignore[arg-type]
             await lowlevel.run(read, write, lowlevel.create_initialization_options())
     finally:
         daemon.fronts -= 1
         daemon.quiet_since = time.monotonic()
+        sessions.closed(session)
         emit(
             "front.disconnected",
             f"a front from {cwd} went away ({daemon.fronts} left); its jobs go on",

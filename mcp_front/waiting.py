@@ -15,7 +15,7 @@ import anyio
 from mcp.server.mcpserver import Context
 from nb_mcp.actors.job import JobSnapshot
 from nb_mcp.mcp_front import job_replies
-from nb_mcp.supervisor.config import Config
+from nb_mcp.supervisor.config import SessionSettings
 from nb_mcp.supervisor.facade import Facade, NbError
 
 PROGRESS_EVERY = 1.0
@@ -27,7 +27,7 @@ class Bound:
     note: str = ""
 
 
-def bound(config: Config, block_for: float | None) -> Bound:
+def bound(config: SessionSettings, block_for: float | None) -> Bound:
     """How long to wait: the default grace, or `block_for` clamped to the maximum."""
     if block_for is None:
         return Bound(min(config.block_for_sec, config.max_block_for_sec))

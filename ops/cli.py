@@ -67,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = Config.from_env()
     except ConfigError as error:
+        if args.command == "mcp":  # an MCP client shows an answer, not a server that died
+            from nb_mcp.mcp_front.relay import refuse_client
+
+            return refuse_client(f"nb mcp: {error}")
         print(f"nb: {error}", file=sys.stderr)
         return 2
     try:

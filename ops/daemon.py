@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from nb_mcp.supervisor import kernel_logs, statedir
-from nb_mcp.supervisor.config import Config
+from nb_mcp.supervisor.config import Config, daemon_log_path
 
 
 def serve(config: Config, http: str | None = None, no_token: bool = False) -> int:
@@ -39,13 +39,11 @@ def serve(config: Config, http: str | None = None, no_token: bool = False) -> in
             file=sys.stderr,
         )
         return 1
-    if not os.environ.get("NB_MCP_LOG_PATH"):
-        # One daemon serves many projects: its event log lives with it, not in one project.
-        config = replace(config, log_path=state_dir / "events.log")
+    # One daemon serves many projects: its event log lives with it, not in one project.
+    config = replace(config, log_path=daemon_log_path(os.environ, Path.cwd(), state_dir))
     socket_path = statedir.daemon_socket(state_dir)
-    # Settings are read before the tree starts: a typo must not stop kernels taken over below.
     # A daemon serving remote agents stays up until told to stop.
-    idle = 0.0 if http_front else daemon_idle_sec()
+    idle = 0.0 if http_front else config.idle_sec
     facade = Facade(config, mode="daemon", cwd=state_dir)
     facade.start()
     reason = "crashed"
@@ -111,14 +109,6 @@ def _http_front(spec: str, no_token: bool, state_dir: Path) -> tuple[str, int, s
             "code as you; drop --no-token (the token is in the state dir's http.token)"
         )
     return host, int(port), None if no_token else token(state_dir)
-
-
-def daemon_idle_sec() -> float:
-    raw = os.environ.get("NB_DAEMON_IDLE_SEC", "").strip()
-    try:
-        return float(raw) if raw else 900.0
-    except ValueError:
-        raise SystemExit(f"nb serve: NB_DAEMON_IDLE_SEC={raw!r} is not a number") from None
 
 
 def _lock(path: Path) -> int | None:

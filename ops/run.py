@@ -24,7 +24,8 @@ from typing import TextIO
 from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.job import JobSnapshot
 from nb_mcp.ops.stop_signals import StopSignals
-from nb_mcp.supervisor.config import Config
+from nb_mcp.supervisor import session as sessions
+from nb_mcp.supervisor.config import Config, daemon_log_path
 from nb_mcp.supervisor.facade import Facade, KernelNotFound, NbError, Submitted
 from nb_mcp.supervisor.paths import PathError, Scope, notebook_path
 
@@ -50,15 +51,16 @@ def run(
     if not resolved.exists():
         out.write(f"nb run: no notebook at {resolved}\n")
         return 2
-    if not os.environ.get("NB_MCP_LOG_PATH"):
-        # Where the daemon logs and where `nb watch` and `nb status` look: not the cwd.
-        config = replace(config, log_path=config.state_dir / "events.log")
+    # Where the daemon logs and where `nb watch` and `nb status` look: not the cwd.
+    config = replace(config, log_path=daemon_log_path(os.environ, Path.cwd(), config.state_dir))
     facade = Facade(config, mode="run")
     facade.start()
     reason = "nb run finished"
+    # The notebook named on the command line is always allowed, wherever it is.
+    here = sessions.of_process(config, Path.cwd(), origin="run")
+    scope = replace(here, roots=(*config.roots, resolved.parent))
+    sessions.opened(scope)
     try:
-        # The notebook named on the command line is always allowed, wherever it is.
-        scope = Scope(Path.cwd(), (*config.roots, resolved.parent))
         try:
             submitted = facade.submit(
                 str(resolved), "exec_all", timeout=timeout, kernel_name=kernel_name, scope=scope
@@ -81,6 +83,7 @@ def run(
         reason = "nb run was stopped (Ctrl-C)" if signals.presses else "nb run got a signal"
     finally:
         # The handler only counts, so more Ctrl-C presses cannot cut this short.
+        sessions.closed(scope)
         facade.stop(reason)
     # Stopping the tree ended the job: its cells are marked, its kernel is gone.
     with contextlib.suppress(TimeoutError):

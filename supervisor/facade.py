@@ -7,6 +7,7 @@ front could later sit behind a socket without the tree noticing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -15,24 +16,33 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pykka
 from nb_mcp.actors import notebook as nb
-from nb_mcp.actors.backend import KernelStartError, check_kernel_name
 from nb_mcp.actors.execution import KernelSlot
 from nb_mcp.actors.job import JobActor, JobSnapshot, JobSpec
 from nb_mcp.actors.kernel_protocol import KernelInfo
 from nb_mcp.actors.log import LogActor, emit
 from nb_mcp.actors.refs import NotebookRefs, NotRunning
 from nb_mcp.actors.writer import CellOutputs, EditResult
-from nb_mcp.supervisor import statedir, takeover, views
+from nb_mcp.supervisor import kernels, statedir, takeover, views
+from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor.config import Config
 from nb_mcp.supervisor.notebook_tree import notebook_spec
-from nb_mcp.supervisor.paths import PathError, Scope, notebook_path
+from nb_mcp.supervisor.paths import PathError, Scope, notebook_path, within
+from nb_mcp.supervisor.results import (
+    CellRead,
+    Edited,
+    KernelStatus,
+    Listing,
+    ServerStatus,
+    Submitted,
+)
+from nb_mcp.supervisor.session import Session
 from nb_mcp.supervisor.tree import ChildSpec, Restart, start_root
 
 T = TypeVar("T")
@@ -46,62 +56,6 @@ class NbError(Exception):
 
 class KernelNotFound(NbError):
     """No kernelspec has the name asked for; the message lists the installed ones."""
-
-
-@dataclass(frozen=True)
-class Listing:
-    path: Path
-    cells: list[views.CellSummary]
-    notices: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class CellRead:
-    path: Path
-    cell: views.CellView
-    total: int
-    notices: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Edited:
-    path: Path
-    op: str
-    index: int
-    cell_id: str | None
-    total: int
-    written: bool
-    write_error: str | None
-    created: bool = False
-    detail: str = ""
-    notices: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Submitted:
-    job_id: str
-    notebook: Path
-    kind: str
-    cells: tuple[str, ...]
-    future: Future[JobSnapshot]
-    notices: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class KernelStatus:
-    notebook: Path
-    info: KernelInfo
-
-
-@dataclass(frozen=True)
-class ServerStatus:
-    version: str
-    pid: int
-    uptime_sec: float
-    log_path: Path
-    state_dir: Path
-    kernels: list[KernelStatus]
-    jobs: list[JobSnapshot]  # active first, then recent
 
 
 class _Notebook:
@@ -125,7 +79,8 @@ class Facade:
         self.config = config
         self.mode = mode
         self.cwd = cwd or Path.cwd()
-        self.default_scope = Scope(self.cwd, config.roots)
+        # Calls that name no session: this process's own (the in-process modes' one client).
+        self.default_scope: Session = sessions.of_process(config, self.cwd)
         self._root: pykka.ActorRef | None = None
         self._root_proxy: Any = None
         self._notebooks: dict[Path, _Notebook] = {}
@@ -255,7 +210,12 @@ class Facade:
             raise NbError("give either index or after_cell_id, not both")
         cell = self._guard(lambda: nb.make_cell(cell_type, source))
         op = nb.InsertCell(cell=cell, index=index, after_id=after_cell_id)
-        return self._edit(path, op, create=True, scope=scope)
+        edited = self._edit(path, op, create=True, scope=scope)
+        if edited.created:  # it says at once which kernel it gets: so do JupyterLab and VS Code
+            with contextlib.suppress(NbError):
+                decision = self._decide(edited.path, scope, None, kernels.KernelMetadata())
+                self._remember(self._subtree(edited.path).writer(), decision)
+        return edited
 
     def set_cell(
         self,
@@ -317,7 +277,8 @@ class Facade:
         """Queue a job on the notebook's kernel; return at once with its id and future."""
         if timeout is not None and timeout < 0:
             raise NbError(f"timeout must be 0 (no limit) or a number of seconds, not {timeout}")
-        deadline = self.config.default_timeout_sec if timeout is None else timeout
+        session = self._session(scope)
+        deadline = session.settings.default_timeout_sec if timeout is None else timeout
         notices: list[str] = []
         if kind == "insert_and_exec":
             self._precheck_kernel(path, kernel_name, scope)  # refuse before inserting anything
@@ -329,18 +290,19 @@ class Facade:
         # The planning query opens the notebook itself: no separate open on this hot path.
         notebook, writer, _ = self._open(path, scope=scope, load=False)
 
-        def plan(doc: Any) -> tuple[list[str], str | None, tuple[str, int, str] | None]:
+        def plan(doc: Any) -> tuple[list[str], Any, tuple[str, int, str] | None]:
             cells = [] if kind == "run_scratch" else _select(doc, kind, index, cell_id, start, end)
             first = None
             if cells:
                 position = nb.index_of(doc, cells[0])
                 cell = doc.cells[position]
                 first = (cell["source"], position, cell["cell_type"])
-            return cells, _metadata_kernel(doc), first
+            return cells, kernels.read_metadata(doc), first
 
-        selected, in_metadata, first = self._ask(writer.query(plan))
+        selected, metadata, first = self._ask(writer.query(plan))
         cell_ids = tuple(selected)
-        name = self._kernel_name(notebook, kernel_name, in_metadata)
+        decision = self._decide(notebook.path, session, kernel_name, metadata, notebook.refs)
+        self._remember(writer, decision)
         job_id = f"j-{uuid.uuid4().hex[:8]}"
         future: Future[JobSnapshot] = Future()
         spec = JobSpec(
@@ -348,10 +310,11 @@ class Facade:
             notebook=notebook.path,
             kind=kind,
             cell_ids=cell_ids,
-            kernel_name=name,
+            launch=decision.launch,
             timeout=deadline or None,
             code=code,
             first=first,
+            progress_interval=session.settings.progress_interval_sec,
         )
         emit(
             "job.submitted",
@@ -389,14 +352,15 @@ class Facade:
 
     def _precheck_kernel(self, path: str, requested: str | None, scope: Scope | None) -> None:
         try:
-            exists = notebook_path(path, (scope or self.default_scope).cwd).exists()
+            resolved = notebook_path(path, self._session(scope).cwd)
         except PathError as error:
             raise NbError(str(error)) from None
-        if not exists:
-            self._check_kernel(requested or "python3")
+        if not resolved.exists():
+            self._decide(resolved, scope, requested, kernels.KernelMetadata())
             return
         notebook, writer, _ = self._open(path, scope=scope)
-        self._kernel_name(notebook, requested, self._ask(writer.query(_metadata_kernel)))
+        metadata = self._ask(writer.query(kernels.read_metadata))
+        self._decide(notebook.path, scope, requested, metadata, notebook.refs)
 
     def remember_job(self, job_id: str) -> None:
         """Record where the job's events go, for `nb watch` in another process."""
@@ -418,8 +382,10 @@ class Facade:
             return future.result()
         raise NbError(f"job {job_id} is not running and has no result (see the event log)")
 
-    def job_future(self, job_id: str) -> Future[JobSnapshot]:
-        return self._job_entry(job_id)[1]
+    def job_future(self, job_id: str, scope: Scope | None = None) -> Future[JobSnapshot]:
+        """The job's future; with `scope`, only a job on a notebook under its roots (any
+        other is as unknown as a job that never was)."""
+        return self._job_entry(job_id, scope)[1]
 
     def job_outputs(self, snapshot: JobSnapshot) -> tuple[list[CellOutputs], list[str]]:
         """A finished file job's outputs (its own run's) and the notebook's notices."""
@@ -443,18 +409,22 @@ class Facade:
         except NotRunning:
             return []
 
-    def status(self) -> ServerStatus:
-        kernels = []
+    def status(self, roots: tuple[Path, ...] | None = None) -> ServerStatus:
+        """Kernels and jobs; with `roots`, only those of notebooks under them (a session's
+        view), else all (the user's own `nb status`)."""
+        running = []
         jobs: list[JobSnapshot] = []
+        shown = (lambda _: True) if roots is None else (lambda path: within(path, roots))
         with self._lock:
-            notebooks = [n for n in self._notebooks.values() if n.supervisor.is_alive()]
-            entries = list(self._jobs.items())
+            notebooks = [n for n in self._notebooks.values() if shown(n.path)]
+            notebooks = [n for n in notebooks if n.supervisor.is_alive()]
+            entries = [(job_id, e) for job_id, e in self._jobs.items() if shown(e[0].path)]
         for notebook in notebooks:
             try:
                 info = notebook.refs.kernel().info().get(timeout=5)
             except (NotRunning, pykka.ActorDeadError, pykka.Timeout):
                 continue
-            kernels.append(KernelStatus(notebook.path, info))
+            running.append(KernelStatus(notebook.path, info))
         for job_id, (_, future) in reversed(entries):
             if future.done():
                 jobs.append(future.result())
@@ -470,7 +440,7 @@ class Facade:
             uptime_sec=time.monotonic() - self._started_at,
             log_path=self.config.log_path,
             state_dir=self.config.state_dir,
-            kernels=kernels,
+            kernels=running,
             jobs=jobs[:20],
         )
 
@@ -516,9 +486,29 @@ class Facade:
     def restart_kernel(
         self, path: str, kernel_name: str | None = None, scope: Scope | None = None
     ) -> str:
-        if kernel_name is not None:
-            self._check_kernel(kernel_name)
-        return self._kernel_call(path, scope, lambda kernel: kernel.restart_kernel(kernel_name))
+        """Restart with this session's choice and environment (and remember the choice)."""
+        notebook, writer, _ = self._open(path, scope=scope)
+        metadata = self._ask(writer.query(kernels.read_metadata))
+        decision = self._decide(notebook.path, scope, kernel_name, metadata)
+        reply = self._kernel_call(path, scope, lambda k: k.restart_kernel(decision.launch))
+        self._remember(writer, decision)
+        return reply
+
+    def list_kernels(self, path: str | None, scope: Scope | None = None) -> kernels.KernelListing:
+        """The kernelspecs, what a notebook (or a new one here) would run in, what runs."""
+        session = self._session(scope)
+        notebook: Path | None = None
+        metadata = kernels.KernelMetadata()
+        if path is not None:
+            try:
+                notebook = notebook_path(path, session.cwd, session.roots)
+            except PathError as error:
+                raise NbError(str(error)) from None
+            if notebook.exists():
+                _, writer, _ = self._open(path, scope=scope)
+                metadata = self._ask(writer.query(kernels.read_metadata))
+        here = self.status(session.roots).kernels
+        return kernels.listing(session, notebook, metadata, [(k.notebook, k.info) for k in here])
 
     def shutdown_kernel(self, path: str, scope: Scope | None = None) -> str:
         return self._kernel_call(path, scope, lambda kernel: kernel.shutdown_kernel())
@@ -533,37 +523,45 @@ class Facade:
             raise NbError(str(error)) from None
         return self._ask(call(kernel))
 
-    def _kernel_name(
-        self, notebook: _Notebook, requested: str | None, in_metadata: str | None
-    ) -> str:
-        try:
-            info: KernelInfo | None = notebook.refs.kernel().info().get(timeout=_ASK_TIMEOUT)
-        except (NotRunning, pykka.ActorDeadError, pykka.Timeout):
-            info = None
-        running = info.kernel_name if info and info.state not in ("none", "dead") else None
-        # Nothing asked for, nothing in the metadata: whatever kernel runs is the one.
-        name = requested or in_metadata or running or "python3"
-        self._check_kernel(name)
-        if info is None:
-            return name
-        if info.kernel_name and info.state not in ("none", "dead") and info.kernel_name != name:
-            raise NbError(
-                f"{notebook.path.name} runs a {info.kernel_name!r} kernel; to use {name!r}, call "
-                f"restart_kernel with kernel_name={name!r} first"
-            )
-        return name
+    def _session(self, scope: Scope | None) -> Session:
+        if isinstance(scope, Session):
+            return scope
+        if scope is None:
+            return self.default_scope
+        return replace(self.default_scope, cwd=scope.cwd, roots=scope.roots)
 
-    @staticmethod
-    def _check_kernel(name: str) -> None:
+    def _decide(
+        self,
+        path: Path,
+        scope: Scope | None,
+        requested: str | None,
+        metadata: kernels.KernelMetadata,
+        refs: NotebookRefs | None = None,
+    ) -> kernels.Decision:
+        """The session's launch for this notebook (with `refs`, its running kernel considered);
+        a refusal is an NbError."""
+        current: KernelInfo | None = None
+        with contextlib.suppress(NotRunning, pykka.ActorDeadError, pykka.Timeout):
+            current = refs.kernel().info().get(timeout=_ASK_TIMEOUT) if refs else None
         try:
-            check_kernel_name(name)
-        except KernelStartError as error:
+            return kernels.decide(self._session(scope), path, requested, metadata, current)
+        except kernels.KernelspecMissing as error:
             raise KernelNotFound(str(error)) from None
+        except kernels.KernelRefused as error:
+            raise NbError(str(error)) from None
 
-    def _job_entry(self, job_id: str) -> tuple[_Notebook, Future[JobSnapshot]]:
+    def _remember(self, writer: Any, decision: kernels.Decision) -> None:
+        """Write the choice into the notebook's metadata, if it is new (a failed write is
+        retried by the writer like any edit, and reported in the next reply)."""
+        if decision.remember:
+            self._ask(writer.edit(kernels.remembering(decision.launch.choice)))
+
+    def _job_entry(
+        self, job_id: str, scope: Scope | None = None
+    ) -> tuple[_Notebook, Future[JobSnapshot]]:
         with self._lock:
             entry = self._jobs.get(job_id)
-        if entry is None:
+        if entry is None or (scope is not None and not within(entry[0].path, scope.roots)):
             raise NbError(f"no job {job_id!r} in this server (status lists the jobs it knows)")
         return entry
 
@@ -664,12 +662,6 @@ class Facade:
             traceback="".join(traceback.format_exception(error)),
             where=where,
         )
-
-
-def _metadata_kernel(doc: Any) -> str | None:
-    spec = doc.get("metadata", {}).get("kernelspec", {})
-    name = spec.get("name") if isinstance(spec, dict) else None
-    return name if isinstance(name, str) and name else None
 
 
 def _select(

@@ -7,6 +7,8 @@ Layout (folder 0700, files 0600):
                        `nb cleanup` and by the daemon as it exits once no process writes it
   events.log           the event log of the daemon and of `nb run` (unless NB_MCP_LOG_PATH)
   runtime/             kernels' connection files (they hold the key to the kernel's channels)
+  kernelspecs/nb-env-<hash>/kernel.json   how to start a Python environment's interpreter
+                       as a kernel (nb's own, never in the user's Jupyter folders)
   jobs/<job_id>.json   one per job: which log holds its events, which server ran it
   daemon.json, daemon.lock, daemon.sock   the per-user daemon (`nb serve`), if one runs
 Records are written atomically and removed when their owner stops them; a record whose owner

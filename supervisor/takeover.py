@@ -49,6 +49,7 @@ def attach(record: dict[str, Any], state_dir: Path) -> KernelSlot | None:
         notebook=Path(record["notebook"]),
         backend=backend,
         kernel_name=record["kernel_name"],
+        choice=backend.choice,
         state="idle",
         started_at=record.get("started_at"),
         reattached=True,

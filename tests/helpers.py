@@ -67,10 +67,14 @@ class McpServer:
         roots: list[Path] | None = None,
         mode: str = "auto",
         in_process: bool = True,
+        log_path: Path | None = None,
     ) -> None:
         self.cwd = cwd
         self.env = env
-        self.log_path = Path(env["NB_MCP_LOG_PATH"])
+        self.stderr_path = stderr_path
+        # Where the server writes its events: a daemon front whose own NB_MCP_LOG_PATH differs
+        # from the running daemon's is told so, and the events go to the daemon's.
+        self.log_path = log_path or Path(env["NB_MCP_LOG_PATH"])
         self._stack = ExitStack()
         self._stderr = self._stack.enter_context(open(stderr_path, "w"))  # noqa: SIM115
         self.portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
@@ -142,6 +146,10 @@ def roots_callback(roots: list[Path], asked: list[float] | None = None) -> Any:
 
 def server_env(tmp: Path, **overrides: str) -> dict[str, str]:
     env = dict(os.environ)
+    # An activated environment of whoever runs the tests would choose the kernels' Python
+    # (the client's VIRTUAL_ENV / CONDA_PREFIX rule): tests say which one they want.
+    for variable in ("VIRTUAL_ENV", "CONDA_PREFIX"):
+        env.pop(variable, None)
     env.update(
         NB_MCP_LOG_PATH=str(tmp / "events.log"),
         NB_MCP_STATE_DIR=str(tmp / "state"),

@@ -71,8 +71,9 @@ PARAMS: dict[str, list[str]] = {
     "interrupt": ["path"],
     "restart_kernel": ["path", "kernel_name"],
     "shutdown_kernel": ["path"],
+    "list_kernels": ["path"],
 }
-READ_TOOLS = {"list_cells", "read_cell", "exec_status", "status"}
+READ_TOOLS = {"list_cells", "read_cell", "exec_status", "status", "list_kernels"}
 EXEC_TOOLS = {"exec_cell", "exec_range", "exec_all", "insert_and_exec", "run_scratch"}
 KERNEL_TOOLS = {"interrupt", "restart_kernel", "shutdown_kernel"}
 EDIT_TOOLS = {"insert_cell", "set_cell", "delete_cell", "move_cell", "clear_outputs"}
@@ -155,6 +156,24 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int, str]]:
     return seen
 
 
+def without_kernel(seen: dict[str, tuple[str, int, str]]) -> dict[str, tuple[str, int, str]]:
+    """A snapshot with each notebook's kernel metadata (kernelspec, nb) left out."""
+    kept = {}
+    for name, (kind, mtime, digest) in seen.items():
+        if kind == "file" and name.endswith(".ipynb"):
+            try:
+                document = json.loads(Path(name).read_text())
+                for key in ("kernelspec", "nb"):
+                    document.get("metadata", {}).pop(key, None)
+                text = json.dumps(document, sort_keys=True)
+                kept[name] = (kind, 0, hashlib.blake2b(text.encode(), digest_size=16).hexdigest())
+                continue
+            except (OSError, ValueError, AttributeError):
+                pass
+        kept[name] = (kind, mtime, digest)
+    return kept
+
+
 def changes(before: dict, after: dict) -> list[str]:
     return sorted(
         f"{name}: {before.get(name)} -> {after.get(name)}"
@@ -197,6 +216,7 @@ def check_call(bench: Bench, tool: str, arguments: dict[str, Any]) -> Reply:
     keep_usable(bench)
     bench.new_events()
     before = snapshot(bench.work)
+    before_cells = without_kernel(before)
     reply = call(bench, tool, arguments)
     shown = repr(arguments)[:300]
     assert isinstance(reply.text, str) and reply.text.strip(), (tool, shown)
@@ -206,11 +226,18 @@ def check_call(bench: Bench, tool: str, arguments: dict[str, Any]) -> Reply:
     unknown = sorted(set(arguments) - set(PARAMS[tool]))
     if unknown:
         assert reply.is_error and f"{tool} does not take {unknown[0]!r}" in reply.text, reply.text
-    if "path" in PARAMS[tool] and not isinstance(arguments.get("path"), str):
+    optional_path = tool == "list_kernels" and arguments.get("path") is None
+    if "path" in PARAMS[tool] and not optional_path and not isinstance(arguments.get("path"), str):
         assert reply.is_error and "path" in reply.text, (tool, shown, reply.text)
-    if reply.is_error or tool in READ_TOOLS | KERNEL_TOOLS:  # (nothing runs: see settle)
+    if reply.is_error or tool in READ_TOOLS:  # (nothing runs: see settle)
         settle(bench)
         assert not changes(before, snapshot(bench.work)), (tool, shown, reply.text)
+    elif tool in KERNEL_TOOLS:
+        # Restarting a kernel chooses one: the notebook's kernel metadata may be written,
+        # nothing else.
+        settle(bench)
+        after = snapshot(bench.work)
+        assert not changes(before_cells, without_kernel(after)), (tool, shown, reply.text)
     if not reply.is_error and tool in EXEC_TOOLS | {"exec_status"} and "j-" in reply.text:
         bench.job_ids = (*bench.job_ids, job_id_of(reply.text))
     return reply

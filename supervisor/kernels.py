@@ -1,0 +1,133 @@
+"""A notebook's kernel for a session: deciding it, remembering it, listing what there is.
+
+The rules are actors/environment.py's; this is where the facade applies them to a session (its
+roots, environment and settings) and to the kernel already running, and turns them into a
+`KernelLaunch` for the KernelActor and a metadata edit for the WriterActor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from nb_mcp.actors import notebook as nb
+from nb_mcp.actors.backend import check_kernel_name, installed_kernelspecs
+from nb_mcp.actors.environment import KernelChoice, KernelMetadata, choose, metadata_for
+from nb_mcp.actors.kernel_protocol import KernelInfo
+from nb_mcp.actors.launch import KernelLaunch, launch_problem
+from nb_mcp.supervisor.session import Session
+
+
+class KernelRefused(ValueError):
+    """The kernel asked for cannot be used; the message is for the agent."""
+
+
+class KernelspecMissing(KernelRefused):
+    """No kernelspec has the name asked for; the message lists the installed ones."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    launch: KernelLaunch
+    remember: bool  # the notebook's metadata does not say this choice yet: write it
+
+
+def read_metadata(doc: Any) -> KernelMetadata:
+    """A writer query: what the notebook's metadata says about its kernel."""
+    return KernelMetadata.of(doc.get("metadata", {}))
+
+
+def running(info: KernelInfo | None) -> bool:
+    return info is not None and info.state not in ("none", "dead")
+
+
+def decide(
+    session: Session,
+    notebook: Path,
+    requested: str | None,
+    metadata: KernelMetadata,
+    current: KernelInfo | None,
+) -> Decision:
+    """The launch for `session` on `notebook`; raise KernelRefused if it cannot be had.
+
+    A kernel already running stays, whatever this session would choose (its environment is
+    the one it was started with), unless the call names another kernel: then the agent is told
+    to restart it. So a session whose environment differs uses the running kernel as it is.
+    The choice is to be remembered when a kernel will start with it (none runs) and the
+    metadata does not say it yet: never while a kernel runs, so a front-end that rewrites the
+    metadata does not get a write per execution back.
+    """
+    try:
+        choice = described(
+            choose(requested, metadata, notebook, session.roots, session.env, session.cwd)
+        )
+    except KernelRefused:
+        raise
+    except ValueError as error:  # ChoiceError
+        raise KernelRefused(str(error)) from None
+    launch = KernelLaunch(
+        choice, session.env, session.id, session.settings.kernel_start_timeout_sec
+    )
+    if current is not None and running(current):
+        if requested and current.kernel_name != choice.label:
+            raise KernelRefused(
+                f"{notebook.name} runs a {current.kernel_name!r} kernel; to use "
+                f"{choice.label!r}, call restart_kernel with kernel_name={requested!r} first"
+            )
+        return Decision(launch, remember=False)
+    return Decision(launch, remember=not metadata.matches(choice))
+
+
+def described(choice: KernelChoice) -> KernelChoice:
+    """A kernelspec choice with the spec's display name and language (and known to exist)."""
+    if choice.kernelspec is None:
+        return choice
+    try:
+        display_name, language = check_kernel_name(choice.kernelspec)
+    except Exception as error:  # KernelStartError: no such kernelspec
+        raise KernelspecMissing(str(error)) from None
+    return replace(choice, display_name=display_name, language=language or choice.language)
+
+
+def remembering(choice: KernelChoice) -> nb.SetKernel:
+    """The metadata edit that records `choice` for Jupyter front-ends and the next daemon."""
+    kernelspec, ours = metadata_for(choice)
+    return nb.SetKernel(kernelspec=kernelspec, ours=ours)
+
+
+@dataclass(frozen=True)
+class KernelListing:
+    """What list_kernels shows: kernelspecs, what a notebook would get, what runs."""
+
+    kernelspecs: dict[str, tuple[str, str, str]]
+    notebook: Path | None  # None: a new notebook in the session's folder
+    folder: Path
+    choice: KernelChoice | None
+    problem: str | None  # why that choice cannot start now (e.g. no ipykernel), or why none
+    kernels: list[tuple[Path, KernelInfo]]
+    session_id: str
+
+
+def listing(
+    session: Session,
+    notebook: Path | None,
+    metadata: KernelMetadata,
+    kernels: list[tuple[Path, KernelInfo]],
+) -> KernelListing:
+    where = notebook if notebook is not None else session.cwd / "Untitled.ipynb"
+    choice: KernelChoice | None = None
+    try:
+        choice = described(choose(None, metadata, where, session.roots, session.env, session.cwd))
+        problem = launch_problem(choice)
+    except (KernelRefused, ValueError) as error:
+        problem = str(error)
+    return KernelListing(
+        kernelspecs=installed_kernelspecs(),
+        notebook=notebook,
+        folder=where.parent,
+        choice=choice,
+        problem=problem,
+        kernels=kernels,
+        session_id=session.id,
+    )
