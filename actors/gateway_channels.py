@@ -107,6 +107,7 @@ class GatewayChannels:
         self._pings: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._beating = True
         self._last_answer = time.monotonic()
+        self._received = 0  # frames, ever: a connection that brought none recovered nothing
 
     def start(self) -> None:
         self._thread.start()
@@ -154,9 +155,15 @@ class GatewayChannels:
             if not first:
                 self._tell(ChannelsResumed(round(time.monotonic() - lost_at, 3), maybe_lost))
             first = False
+            received = self._received
             async with websocket:
                 maybe_lost = await self._serve(websocket)
-            lost_at = time.monotonic()
+            if self._received == received:
+                # Accepted, then dropped before a single message (a gateway closing on us):
+                # not a recovery, so the outage keeps counting towards GatewayLost.
+                await asyncio.sleep(self._settings.retry_interval)
+            else:
+                lost_at = time.monotonic()
 
     async def _reconnect(self, lost_at: float) -> ClientConnection | None:
         """Connect, retrying with backoff until the request timeout has passed since lost_at."""
@@ -231,6 +238,7 @@ class GatewayChannels:
                 frame = await websocket.recv()
             except ConnectionClosed:
                 return
+            self._received += 1
             try:
                 channel, msg = wire.decode(frame, self.protocol, self.session)
             except wire.BadFrame as error:

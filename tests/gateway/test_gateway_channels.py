@@ -202,3 +202,24 @@ def test_a_frozen_remote_kernel_stops_beating_and_beats_again_when_thawed(
     assert silent[0].silent_sec >= 1.5
     assert backend.is_alive()  # frozen is not dead
     assert not recorder.of_type(RemoteKernelDied)
+
+
+def test_a_restart_nb_asks_for_loses_the_variables_but_is_not_a_death(
+    backend: GatewayBackend, recorder: Recorder, kernel_gateway: RunningGateway
+) -> None:
+    channels = open_ready(backend, recorder)
+    try:
+        pid = kernel_pid(channels, recorder)
+        run_cell(channels, recorder, "x = 1")
+        backend.restart()
+        assert wait_for(
+            lambda: (p := kernel_gateway.kernel_process(backend.kernel_id or "")) and p.pid != pid,
+            timeout=20,
+            what="the restarted kernel's new process",
+        )
+        msg_id = run_cell(channels, recorder, "print('x' in globals())")
+        assert stream_text(recorder.answers(msg_id)) == "False\n"
+    finally:
+        channels.stop()
+    assert backend.is_alive()
+    assert not recorder.of_type(RemoteKernelDied)

@@ -5,6 +5,8 @@ cuts or refuses connections, and a gateway process killed with SIGKILL."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +47,7 @@ def proxied(
     kernel_gateway: RunningGateway, proxy: TcpProxy, tmp_path: Path
 ) -> Iterator[GatewayBackend]:
     backend = backend_via(
-        proxy.url, kernel_gateway, tmp_path / "state", JUPYTER_GATEWAY_REQUEST_TIMEOUT="8"
+        proxy.url, kernel_gateway, tmp_path / "state", JUPYTER_GATEWAY_REQUEST_TIMEOUT="30"
     )
     yield backend
     proxy.start()  # a test may leave it refusing
@@ -141,3 +143,28 @@ def test_the_gateway_killed_mid_cell_is_lost_within_the_request_timeout(
     assert lost[0].url == own_kernel_gateway.url
     assert recorder.reply(msg_id) is None and not recorder.idle(msg_id)
     assert not recorder.of_type(RemoteKernelDied)
+
+
+def test_a_kernel_restarted_while_the_gateway_was_unreachable_is_a_death_on_return(
+    proxied: GatewayBackend, proxy: TcpProxy, recorder: Recorder, kernel_gateway: RunningGateway
+) -> None:
+    channels = proxied.open_channels(recorder.ref, "restarted-unseen")
+    try:
+        wait_ready(channels, recorder)
+        msg_id = execute(channels, "import os; print(os.getpid())")
+        wait_for(lambda: recorder.idle(msg_id), what="the pid")
+        pid = int(stream_text(recorder.answers(msg_id)))
+        proxy.stop()  # no websocket: the gateway's restart notice reaches nobody
+        os.kill(pid, signal.SIGKILL)
+        wait_for(
+            lambda: (p := kernel_gateway.kernel_process(proxied.kernel_id or "")) and p.pid != pid,
+            timeout=20,
+            what="the gateway to restart the kernel",
+        )
+        assert proxied.is_alive()  # nothing told us yet
+        proxy.start()
+        died = wait_for(lambda: recorder.of_type(RemoteKernelDied), timeout=15, what="a death")
+    finally:
+        channels.stop()
+    assert "restarted" in died[0].reason
+    assert not proxied.is_alive()
