@@ -13,8 +13,10 @@ same `Incoming`, `ChannelsFailed` and `Heartbeat` the local pump sends, plus:
 
 There is no heartbeat socket over a websocket. Responsiveness is a `kernel_info_request` on
 the control channel every `hb_interval` (the kernel answers it from its control thread even
-while a cell runs); no answer within `hb_timeout` is `Heartbeat(False, …)`. Those pings and the
-status messages they cause are ours and never reach the actor. Whether the kernel still exists
+while a cell runs); no answer within `hb_timeout` is `Heartbeat(False, …)`, judged while a cell
+runs only once the kernel has shown it answers control then (a kernel without a control
+thread is silent while busy, and that is no freeze). Those pings and the status messages
+they cause are ours and never reach the actor. Whether the kernel still exists
 is a `GET /api/kernels/{id}` every `probe_interval`.
 """
 
@@ -106,6 +108,8 @@ class GatewayChannels:
         self._thread = threading.Thread(target=self._run, name=f"gateway-{name}", daemon=True)
         self._pings: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._beating = True
+        self._busy = False  # the kernel's last status for a request not ours
+        self._control_while_busy = False  # it has answered a ping while busy: it can
         self._last_answer = time.monotonic()
         self._received = 0  # frames, ever: a connection that brought none recovered nothing
 
@@ -257,9 +261,10 @@ class GatewayChannels:
             if msg["msg_type"] == "status":
                 death = self._liveness.status(msg["content"].get("execution_state", ""))
         elif header.get("session"):
-            self._answered()  # any word from the kernel shows it is responsive
             death = self._liveness.saw_process(header["session"])
         parent = (msg.get("parent_header") or {}).get("msg_id")
+        if header.get("session") != self.session.session:
+            self._kernel_spoke(channel, msg, parent)
         # Our own pings, their replies and the busy/idle they cause are never the actor's.
         told = parent in self._pings or self._tell(Incoming(channel, msg))
         if death:
@@ -291,9 +296,19 @@ class GatewayChannels:
                 self._pings.popitem(last=False)
             await asyncio.sleep(self._hb_interval)
             silent = time.monotonic() - self._last_answer
-            if silent > self._hb_timeout and self._beating:
+            # A kernel that answers control only between requests (not every kernel has
+            # ipykernel's control thread) is silent while busy: that is not a freeze.
+            judged = not self._busy or self._control_while_busy
+            if silent > self._hb_timeout and self._beating and judged:
                 self._beating = False
                 self._tell(Heartbeat(False, round(silent, 3)))
+
+    def _kernel_spoke(self, channel: str, msg: dict[str, Any], parent: str | None) -> None:
+        if msg["msg_type"] == "status" and parent not in self._pings:
+            self._busy = msg["content"].get("execution_state") == "busy"
+        elif channel == "control" and parent in self._pings and self._busy:
+            self._control_while_busy = True
+        self._answered()  # any word from the kernel shows it is responsive
 
     def _answered(self) -> None:
         self._last_answer = time.monotonic()

@@ -223,3 +223,36 @@ def test_a_restart_nb_asks_for_loses_the_variables_but_is_not_a_death(
         channels.stop()
     assert backend.is_alive()
     assert not recorder.of_type(RemoteKernelDied)
+
+
+def test_a_remote_kernel_frozen_mid_cell_stops_beating(
+    backend: GatewayBackend, recorder: Recorder
+) -> None:
+    channels = open_ready(backend, recorder, hb_interval=0.3, hb_timeout=1.5)
+    try:
+        pid = kernel_pid(channels, recorder)
+        msg_id = execute(channels, "import time\nprint('computing', flush=True)\ntime.sleep(30)")
+        wait_for(lambda: "computing" in stream_text(recorder.answers(msg_id)), what="the cell")
+        wait_for(lambda: channels._control_while_busy, what="a ping answered while busy")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            silent = wait_for(
+                lambda: [b for b in recorder.of_type(Heartbeat) if not b.beating],
+                timeout=10,
+                what="a missed heartbeat mid-cell",
+            )
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_for(
+            lambda: [b for b in recorder.of_type(Heartbeat) if b.beating],
+            timeout=10,
+            what="the heartbeat back",
+        )
+        # Only now: a SIGINT that reaches a process still resuming from SIGSTOP may land on
+        # another of its threads and leave the main thread's sleep running.
+        backend.interrupt().result(timeout=10)
+        wait_for(lambda: recorder.idle(msg_id), timeout=15, what="the interrupted cell")
+    finally:
+        channels.stop()
+    assert silent[0].silent_sec >= 1.5
+    assert [b.beating for b in recorder.of_type(Heartbeat)] == [False, True]
