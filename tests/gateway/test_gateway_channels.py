@@ -45,6 +45,26 @@ def kernel_pid(channels: GatewayChannels, recorder: Recorder) -> int:
     return int(stream_text(recorder.answers(msg_id)))
 
 
+def freeze_until_missed_then_thaw(pid: int, recorder: Recorder) -> Heartbeat:
+    """SIGSTOP the kernel until the pump tells a missed heartbeat, then SIGCONT it and wait
+    until it beats again; return the missed beat."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        missed = wait_for(
+            lambda: [b for b in recorder.of_type(Heartbeat) if not b.beating],
+            timeout=10,
+            what="a missed heartbeat",
+        )
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(
+        lambda: [b for b in recorder.of_type(Heartbeat) if b.beating],
+        timeout=10,
+        what="the heartbeat back",
+    )
+    return missed[0]
+
+
 def test_a_cells_outputs_arrive_in_order_from_a_kernel_under_the_gateway(
     backend: GatewayBackend, recorder: Recorder, kernel_gateway: RunningGateway
 ) -> None:
@@ -182,24 +202,10 @@ def test_a_frozen_remote_kernel_stops_beating_and_beats_again_when_thawed(
 ) -> None:
     channels = open_ready(backend, recorder, hb_interval=0.3, hb_timeout=1.5)
     try:
-        pid = kernel_pid(channels, recorder)
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            silent = wait_for(
-                lambda: [b for b in recorder.of_type(Heartbeat) if not b.beating],
-                timeout=10,
-                what="a missed heartbeat",
-            )
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        wait_for(
-            lambda: [b for b in recorder.of_type(Heartbeat) if b.beating],
-            timeout=10,
-            what="the heartbeat back",
-        )
+        missed = freeze_until_missed_then_thaw(kernel_pid(channels, recorder), recorder)
     finally:
         channels.stop()
-    assert silent[0].silent_sec >= 1.5
+    assert missed.silent_sec >= 1.5
     assert backend.is_alive()  # frozen is not dead
     assert not recorder.of_type(RemoteKernelDied)
 
@@ -234,25 +240,12 @@ def test_a_remote_kernel_frozen_mid_cell_stops_beating(
         msg_id = execute(channels, "import time\nprint('computing', flush=True)\ntime.sleep(30)")
         wait_for(lambda: "computing" in stream_text(recorder.answers(msg_id)), what="the cell")
         wait_for(lambda: channels._control_while_busy, what="a ping answered while busy")
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            silent = wait_for(
-                lambda: [b for b in recorder.of_type(Heartbeat) if not b.beating],
-                timeout=10,
-                what="a missed heartbeat mid-cell",
-            )
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        wait_for(
-            lambda: [b for b in recorder.of_type(Heartbeat) if b.beating],
-            timeout=10,
-            what="the heartbeat back",
-        )
+        missed = freeze_until_missed_then_thaw(pid, recorder)
         # Only now: a SIGINT that reaches a process still resuming from SIGSTOP may land on
         # another of its threads and leave the main thread's sleep running.
         backend.interrupt().result(timeout=10)
         wait_for(lambda: recorder.idle(msg_id), timeout=15, what="the interrupted cell")
     finally:
         channels.stop()
-    assert silent[0].silent_sec >= 1.5
+    assert missed.silent_sec >= 1.5
     assert [b.beating for b in recorder.of_type(Heartbeat)] == [False, True]
