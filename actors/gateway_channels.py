@@ -254,16 +254,15 @@ class GatewayChannels:
                 return
 
     def _forward(self, channel: str, msg: dict[str, Any]) -> bool:
-        header = msg["header"]
+        sender = msg["header"].get("session")
+        parent = (msg.get("parent_header") or {}).get("msg_id")
         death: str | None = None
-        if header.get("session") == self.session.session:
+        if sender == self.session.session:
             # Published by the gateway itself: jupyter_server's restart and death notices.
             if msg["msg_type"] == "status":
                 death = self._liveness.status(msg["content"].get("execution_state", ""))
-        elif header.get("session"):
-            death = self._liveness.saw_process(header["session"])
-        parent = (msg.get("parent_header") or {}).get("msg_id")
-        if header.get("session") != self.session.session:
+        elif sender:
+            death = self._liveness.saw_process(sender)
             self._kernel_spoke(channel, msg, parent)
         # Our own pings, their replies and the busy/idle they cause are never the actor's.
         told = parent in self._pings or self._tell(Incoming(channel, msg))
