@@ -87,19 +87,23 @@ def run_cell(pump: Pump, recorder: Recorder, code: str, timeout: float = 30) -> 
 
 
 def wait_ready(pump: Pump, recorder: Recorder, timeout: float = 30) -> None:
-    """Until a kernel_info_request is answered, as the KernelActor's probe does."""
+    """Until a kernel_info_request is answered on shell and its status on iopub, as the
+    KernelActor's probe does: only then is our iopub subscription known to be live (a fresh
+    or restarted kernel drops what it publishes before the gateway has subscribed)."""
     probes: list[str] = []
     sent = [0.0]
 
     def answered() -> bool:
-        if any(recorder.reply(msg_id) for msg_id in probes):
+        if any(recorder.reply(msg_id) for msg_id in probes) and any(
+            recorder.answers(msg_id) for msg_id in probes
+        ):
             return True
         if time.monotonic() - sent[0] > 0.5:  # a probe every half second, as the actor does
             probes.append(pump.send("shell", "kernel_info_request", {}))
             sent[0] = time.monotonic()
         return False
 
-    wait_for(answered, timeout=timeout, what="an answer to kernel_info_request")
+    wait_for(answered, timeout=timeout, what="a kernel_info_request answered on shell and iopub")
 
 
 def stream_text(messages: list[dict[str, Any]], name: str = "stdout") -> str:

@@ -223,6 +223,7 @@ def test_a_restart_nb_asks_for_loses_the_variables_but_is_not_a_death(
             timeout=20,
             what="the restarted kernel's new process",
         )
+        wait_ready(channels, recorder)
         msg_id = run_cell(channels, recorder, "print('x' in globals())")
         assert stream_text(recorder.answers(msg_id)) == "False\n"
     finally:
