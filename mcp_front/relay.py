@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 from nb_mcp.supervisor import statedir
 from nb_mcp.supervisor.config import Config
+from nb_mcp.supervisor.daemon_locks import starting_lock
 from nb_mcp.supervisor.facade import VERSION
 
 _START_TIMEOUT_SEC = 30.0
@@ -65,8 +66,6 @@ def connect_or_start(config: Config) -> socket.socket:
         return _connect(path)
     except OSError:
         pass
-    from nb_mcp.ops.daemon import starting_lock
-
     with starting_lock(state_dir):
         try:
             return _connect(path)  # another front started it while we waited for the lock

@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from nb_mcp.ops.stop_signals import ignore_stop_signals
 from nb_mcp.supervisor.config import Config, ConfigError
 
 
@@ -163,13 +164,6 @@ def _version() -> str:
         return version("nb-mcp")  # one source: pyproject.toml, as the facade's VERSION
     except PackageNotFoundError:
         return "unknown (not installed)"
-
-
-def ignore_stop_signals() -> None:
-    # A client that finds us slow to exit sends SIGTERM (then SIGKILL): let the shutdown in
-    # progress finish stopping the kernels rather than die halfway and leave them running.
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN)
 
 
 def _quiet_library_logs() -> None:

@@ -9,15 +9,16 @@ and nothing running.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from nb_mcp.ops.stop_signals import ignore_stop_signals
 from nb_mcp.supervisor import kernel_logs, statedir
 from nb_mcp.supervisor.config import Config, daemon_log_path
+from nb_mcp.supervisor.daemon_locks import hold_daemon_lock
 
 
 def serve(config: Config, http: str | None = None, no_token: bool = False) -> int:
@@ -31,7 +32,7 @@ def serve(config: Config, http: str | None = None, no_token: bool = False) -> in
     except ValueError as error:
         print(f"nb serve: {error}", file=sys.stderr)
         return 2
-    lock = _lock(state_dir / "daemon.lock")
+    lock = hold_daemon_lock(state_dir)
     if lock is None:
         running = statedir.daemon_record(state_dir)
         print(
@@ -78,8 +79,6 @@ def serve(config: Config, http: str | None = None, no_token: bool = False) -> in
         facade.report_unhandled(error, "nb serve")
         raise
     finally:
-        from nb_mcp.ops.cli import ignore_stop_signals
-
         ignore_stop_signals()
         facade.stop(reason)
         # Its kernels are stopped now: their logs, and those of any other kernel no longer
@@ -88,7 +87,7 @@ def serve(config: Config, http: str | None = None, no_token: bool = False) -> in
             kernel_logs.remove_stopped_kernel_logs(state_dir)
         statedir.remove(record)
         statedir.remove(socket_path)
-        os.close(lock)
+        lock.release()
     return 0
 
 
@@ -109,24 +108,3 @@ def _http_front(spec: str, no_token: bool, state_dir: Path) -> tuple[str, int, s
             "code as you; drop --no-token (the token is in the state dir's http.token)"
         )
     return host, int(port), None if no_token else token(state_dir)
-
-
-def _lock(path: Path) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-@contextlib.contextmanager
-def starting_lock(state_dir: Path):
-    """Held while a front starts a daemon, so two fronts never start two."""
-    fd = os.open(state_dir / "daemon.start.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)

@@ -57,3 +57,10 @@ def die_by(signum: int) -> int:
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
     return 128 + signum
+
+
+def ignore_stop_signals() -> None:
+    # A client that finds us slow to exit sends SIGTERM (then SIGKILL): let the shutdown in
+    # progress finish stopping the kernels rather than die halfway and leave them running.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
