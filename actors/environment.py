@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,9 @@ class KernelChoice:
     language: str = "python"
     rule: str = ""
     explicit: bool = False  # named by a call (now or earlier), not found by the rules
+    # Advice for the agent when the rules fell back on a default that is likely not what the
+    # project wants (a venv lies just outside the session's root): said in the exec reply.
+    hint: str = ""
 
     @property
     def label(self) -> str:
@@ -261,7 +264,26 @@ def choose(
         active = python_env(Path(value).expanduser()) if value else None
         if active is not None:
             return _env_choice(active, f"the client's {variable}{note}")
-    return _default(f"no project environment was found{note}")
+    chosen = _default(f"no project environment was found{note}")
+    beyond = _env_above_root(walk_top(notebook.parent, roots, home), home)
+    if beyond is None:
+        return chosen
+    return replace(
+        chosen,
+        hint=f"no project environment under this session's root, so python3 runs it; "
+        f"{beyond} lies above that root: kernel_name={str(beyond)!r} uses it (or start the MCP "
+        f"client in {beyond.parent})",
+    )
+
+
+def _env_above_root(top: Path, home: Path) -> Path | None:
+    """A project environment just outside the walk (above the session's root, not above the
+    home folder): likely the one the project meant, though the rules may not pick it."""
+    ceiling = home if _under(str(top), str(home)) else Path(top.anchor)
+    if top == ceiling or top.parent == top:
+        return None
+    found = nearest_project_env(top.parent, ceiling)
+    return None if found is None else found.prefix
 
 
 def _requested(requested: str, cwd: Path) -> KernelChoice:

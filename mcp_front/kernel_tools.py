@@ -36,6 +36,8 @@ def listing_text(listing: KernelListing) -> str:
     lines = [f"For {what}:"]
     if choice is not None:
         lines.append(f"  nb would run it in {choice.describe()}: {choice.rule}")
+        if choice.hint:
+            lines.append(f"  ⚠ {choice.hint}")
     if listing.problem:
         lines.append(f"  ⚠ {listing.problem}")
     lines.append("Kernelspecs (pass one as kernel_name; a Python environment's folder works too):")

@@ -199,6 +199,9 @@ def print_status(state_dir: Path, out: TextIO, as_json: bool = False) -> int:
     kernel_rows = kernels(state_dir)
     live = {row.pid for row in server_rows if row.alive}
     jobs = active_jobs(state_dir, live)
+    jobs += [
+        job for job in _daemon_jobs(daemon, state_dir) if job.job_id not in {j.job_id for j in jobs}
+    ]
     if as_json:
         json.dump(
             {
@@ -251,6 +254,20 @@ def print_status(state_dir: Path, out: TextIO, as_json: bool = False) -> int:
         )
         out.write(f"    nb watch --job {job.job_id} --path {shlex.quote(job.notebook)}\n")
     return 0
+
+
+def _daemon_jobs(daemon: dict[str, Any] | None, state_dir: Path) -> list[ActiveJob]:
+    """The daemon's unfinished jobs: a job gets a record in the state dir only once a call
+    hands out its Monitor command, so a job still inside its call's wait has none yet."""
+    if daemon is None:
+        return []
+    record = statedir.daemon_record(state_dir) or {}
+    log_path = str(record.get("log_path") or state_dir / "events.log")
+    return [
+        ActiveJob(job["job_id"], job["notebook"], daemon["pid"], log_path, job["state"], "")
+        for job in daemon.get("jobs", [])
+        if job.get("state") in ("queued", "running")
+    ]
 
 
 def _pid(pid: int | None) -> str:

@@ -303,6 +303,8 @@ class Facade:
         cell_ids = tuple(selected)
         decision = self._decide(notebook.path, session, kernel_name, metadata, notebook.refs)
         self._remember(writer, decision)
+        if decision.notice:
+            notices.append(decision.notice)
         job_id = f"j-{uuid.uuid4().hex[:8]}"
         future: Future[JobSnapshot] = Future()
         spec = JobSpec(

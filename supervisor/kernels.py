@@ -31,6 +31,9 @@ class KernelspecMissing(KernelRefused):
 class Decision:
     launch: KernelLaunch
     remember: bool  # the notebook's metadata does not say this choice yet: write it
+    # Set when the kernel that will run the cells is not the one this session would choose:
+    # code running in another environment than the agent expects is worth a line in the reply.
+    notice: str = ""
 
 
 def read_metadata(doc: Any) -> KernelMetadata:
@@ -75,8 +78,22 @@ def decide(
                 f"{notebook.name} runs a {current.kernel_name!r} kernel; to use "
                 f"{choice.label!r}, call restart_kernel with kernel_name={requested!r} first"
             )
-        return Decision(launch, remember=False)
-    return Decision(launch, remember=not metadata.matches(choice))
+        return Decision(
+            launch, remember=False, notice=_elsewhere(notebook, current, choice, session)
+        )
+    return Decision(launch, remember=not metadata.matches(choice), notice=choice.hint)
+
+
+def _elsewhere(notebook: Path, current: KernelInfo, choice: KernelChoice, session: Session) -> str:
+    """What to tell a session whose cells run in a kernel it would not have chosen."""
+    if current.kernel_name == choice.label:
+        return ""
+    whose = "another session" if current.session_id != session.id else "an earlier call"
+    return (
+        f"{notebook.name}'s kernel runs in {current.kernel_name} (started by {whose}); this "
+        f"session would start {choice.describe()}: call restart_kernel to switch to it (the "
+        "kernel's variables are lost)"
+    )
 
 
 def described(choice: KernelChoice) -> KernelChoice:

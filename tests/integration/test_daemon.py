@@ -372,3 +372,28 @@ def test_a_front_meeting_a_daemon_of_another_version_answers_the_client_with_an_
     assert answer["id"] == 1 and "9.9.9" in answer["error"]["message"]
     assert "nb stop" in answer["error"]["message"]
     assert result.returncode == 1
+
+
+def test_nb_status_lists_a_job_still_inside_its_calls_wait(env, tmp_path, workdir):
+    # The job has no record in the state dir yet (one is written when a call hands out the
+    # Monitor command); nb status must still show it as active, as the daemon line counts it.
+    flag = tmp_path / "go.flag"
+    one = front(workdir, env, tmp_path)
+    try:
+        notebook(one, "wait.ipynb", gate(flag, before="print('started', flush=True)"))
+        call, _ = one.start_call("exec_cell", path="wait.ipynb", index=0, block_for=30)
+        wait_for(
+            lambda: "started" in outputs_text(workdir / "wait.ipynb", 0),
+            timeout=30,
+            what="the cell to start",
+        )
+        shown = subprocess.run([NB, "status"], env=env, capture_output=True, text=True, timeout=30)
+        active = shown.stdout.split("Active jobs", 1)[1]
+        assert "none" not in active.splitlines()[0], shown.stdout
+        job = re.search(r"j-[0-9a-f]{8}", active)
+        assert job and str(workdir / "wait.ipynb") in active, shown.stdout
+        flag.touch()
+        assert job.group(0) in call.result(timeout=60).text
+    finally:
+        flag.touch()
+        one.close()

@@ -245,3 +245,36 @@ def test_a_bad_per_session_value_is_refused_for_that_session_and_the_daemon_serv
         answer = json.loads(bad.stdout)
         assert answer["id"] == 1 and "NB_MCP_MAX_REPLY_CHARS='lots'" in answer["error"]["message"]
         assert not good.call("status").is_error  # the daemon serves on
+
+
+def test_a_session_whose_cells_run_in_a_kernel_it_would_not_choose_is_told_so_in_the_reply(
+    projects: Projects, daemon_env, tmp_path
+):
+    # Started in a subfolder, the first client's root stops the walk below the project's
+    # .venv, so its kernel is the generic python3; a client started at the project's root
+    # would choose the .venv, and its cells must not run elsewhere without a word.
+    sub = projects.alpha / fresh("notebooks").removesuffix(".ipynb")
+    sub.mkdir()
+    name = fresh("elsewhere")
+    with (
+        front(sub, daemon_env, tmp_path, "sub") as narrow,
+        front(projects.alpha, daemon_env, tmp_path, "root") as wide,
+    ):
+        notebook(narrow, name, PROBE)
+        first = narrow.call("exec_cell", path=name, index=0)
+        assert printed(first.text, "prefix") != str(projects.alpha / ".venv"), first.text
+        assert "restart_kernel" not in first.text
+        # ...but the reply says which environment lies just outside its root, and how to use it.
+        assert f"{projects.alpha / '.venv'} lies above that root" in first.text, first.text
+        assert f"kernel_name='{projects.alpha / '.venv'}'" in first.text
+        relative = f"{sub.name}/{name}"
+        other = wide.call("exec_cell", path=relative, index=0)
+        assert not other.is_error, other.text
+        assert printed(other.text, "prefix") != str(projects.alpha / ".venv")
+        assert "started by another session" in other.text, other.text
+        assert f"would start the venv {projects.alpha / '.venv'}" in other.text
+        assert "call restart_kernel to switch" in other.text
+        wide.call("restart_kernel", path=relative)
+        after = wide.call("exec_cell", path=relative, index=0)
+        assert printed(after.text, "prefix") == str(projects.alpha / ".venv"), after.text
+        assert "restart_kernel" not in after.text

@@ -25,7 +25,7 @@ MAX_LINES = 400
 STILL_TOO_BIG = {
     "actors/kernel.py": 868,
     "actors/writer.py": 782,
-    "supervisor/facade.py": 687,
+    "supervisor/facade.py": 689,
     "actors/notebook.py": 590,
 }
 

@@ -53,6 +53,7 @@ def test_the_nearest_venv_above_the_notebook_is_chosen_up_to_the_sessions_root(t
     choice = pick(deep / "q1.ipynb", [project])
     assert choice.kernelspec == "python3" and choice.environment is None  # not above the root
     assert choice.rule == "no project environment was found"
+    assert f"{outer} lies above that root: kernel_name='{outer}' uses it" in choice.hint
     inner = venv(project / ".venv")
     choice = pick(deep / "q1.ipynb", [project])
     assert choice.environment == inner and choice.kind == "venv"
@@ -77,6 +78,7 @@ def test_the_walk_never_goes_above_the_home_folder(tmp_path):
     notebook.parent.mkdir(parents=True)
     venv(tmp_path / ".venv")  # above home: never
     assert pick(notebook, [Path("/")], HOME=str(home)).environment is None
+    assert pick(notebook, [home / "code"], HOME=str(home)).hint == ""  # not even as a hint
     at_home = venv(home / ".venv")  # home itself: yes
     assert pick(notebook, [Path("/")], HOME=str(home)).environment == at_home
 
