@@ -83,6 +83,10 @@ class GatewayBackend:
     def pid(self) -> int | None:
         return None  # the process is the gateway's, maybe on another machine
 
+    @property
+    def start_timeout(self) -> float:
+        return self.settings.start_timeout  # a launch may pull an image or wait for a node
+
     # ------------------------------------------------------------ the KernelBackend methods
 
     def start(self) -> Started:
@@ -133,6 +137,9 @@ class GatewayBackend:
 
     def exit_code(self) -> int | None:
         return None  # a remote process's exit status never reaches us
+
+    def startup_exit(self) -> str:
+        return self.death_reason() or "the kernel on the gateway stopped while it started"
 
     def restart(self) -> None:
         """Restart the kernel in place (same id, variables gone), as nb's own decision."""
@@ -250,8 +257,7 @@ class GatewayBackend:
             {
                 **self._record_data,
                 "kernel_session": self.liveness.incarnation,
-                "server_pid": os.getpid(),
-                "server_start_ticks": statedir.process_start_ticks(os.getpid()),
+                **statedir.this_process(),
                 **extra,
             },
         )
