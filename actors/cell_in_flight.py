@@ -19,7 +19,7 @@ from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.channels import Channels
 from nb_mcp.actors.execution import OUTPUT_TYPES, Execution
 from nb_mcp.actors.kernel_ends import CellEnd
-from nb_mcp.actors.kernel_messages import Handover
+from nb_mcp.actors.kernel_messages import Handover, Unclaimed
 from nb_mcp.actors.kernel_protocol import (
     CellDone,
     CellProgress,
@@ -51,7 +51,7 @@ class InFlight:
         self._notebook = str(refs.path)
         self.execution: Execution | None = None
         self.recent_cells: OrderedDict[str, str] = OrderedDict()
-        self.unclaimed: dict[str, CellDone] = {}  # resumed cells that ended before their job
+        self.unclaimed: dict[str, Unclaimed] = {}  # taken-over cells that ended before their job
         self.memory_mb = 0  # the kernel's memory limit, to say why a MemoryError happened
 
     # ------------------------------------------------------------ taking over
@@ -85,10 +85,13 @@ class InFlight:
         execution = self.execution
         if execution is not None and execution.msg_id == resumed.msg_id:
             execution.job = execute.job
+            self._release(execution.cell_id, execution.held)
+            execution.held = None
             return
-        done = self.unclaimed.pop(resumed.msg_id, None)
-        if done is not None:
-            self._tell(execute.job, done)
+        unclaimed = self.unclaimed.pop(resumed.msg_id, None)
+        if unclaimed is not None:
+            self._release(execute.cell_id, unclaimed.outputs)
+            self._tell(execute.job, unclaimed.done)
             return
         execution = self.begin(execute)
         now, wall = self._clock.monotonic(), self._clock.time()
@@ -100,6 +103,7 @@ class InFlight:
             self.execution.kernel = generation
             return
         execution = Execution(resumed.job_id, None, resumed.cell_id, "", True, None)
+        execution.held = []  # until its job has told the writer the cell runs again
         now, wall = self._clock.monotonic(), self._clock.time()
         execution.resumed(resumed.msg_id, now, wall, resumed.started_at, generation)
         self.execution = execution
@@ -162,7 +166,7 @@ class InFlight:
     def _route(self, execution: Execution, msg_type: str, content: dict[str, Any]) -> None:
         visible = execution.saw(msg_type, content, self._clock.monotonic())
         if execution.to_writer:
-            self.to_writer(execution.cell_id, msg_type, content)
+            self._output(execution, msg_type, content)
         else:
             self._tell(execution.job, ScratchMessage(msg_type, content))
             if msg_type == "update_display_data":
@@ -188,7 +192,17 @@ class InFlight:
         """nb's note in the running cell (a file cell; a scratch run has nowhere to show it)."""
         execution = self.execution
         if execution is not None and execution.to_writer:
-            self.to_writer(execution.cell_id, "stream", note(text))
+            self._output(execution, "stream", note(text))
+
+    def _output(self, execution: Execution, msg_type: str, content: dict[str, Any]) -> None:
+        if execution.held is not None:
+            execution.held.append((msg_type, content))
+        else:
+            self.to_writer(execution.cell_id, msg_type, content)
+
+    def _release(self, cell_id: str, held: list[tuple[str, dict[str, Any]]] | None) -> None:
+        for msg_type, content in held or ():
+            self.to_writer(cell_id, msg_type, content)
 
     def mark_unresponsive(self) -> None:
         at = nb.clock(self._clock.time())
@@ -272,7 +286,7 @@ class InFlight:
             "traceback": [f"{ename}: {evalue}"],
         }
         if execution.to_writer:
-            self.to_writer(execution.cell_id, "error", error)
+            self._output(execution, "error", error)
         else:
             self._tell(execution.job, ScratchMessage("error", error))
         self._deliver(execution, status, ename, evalue)
@@ -312,7 +326,7 @@ class InFlight:
             detail=detail,
         )
         if execution.job is None and execution.msg_id is not None:
-            self.unclaimed[execution.msg_id] = done  # its job claims it when it comes
+            self.unclaimed[execution.msg_id] = Unclaimed(done, execution.held or [])
         self._tell(execution.job, done)
         self._on_end(execution)
 

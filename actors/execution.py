@@ -62,6 +62,9 @@ class Execution:
     progress_interval: float | None = None
     started_wall: float = 0.0  # when it was sent, on the wall clock (for the kernel's record)
     kernel: int = 0  # the generation of the kernel it was sent to (0: not sent yet)
+    # A taken-over cell's outputs until its job claims it: the job first tells the writer the
+    # cell runs again, and output that got there before would be lost in that reset.
+    held: list[tuple[str, dict[str, Any]]] | None = None
 
     @classmethod
     def of(cls, execute: Execute) -> Execution:

@@ -47,6 +47,14 @@ class Assigned:
     execute: Execute
 
 
+@dataclass(frozen=True)
+class Unclaimed:
+    """A taken-over cell that ended before its job claimed it: its end, and its outputs."""
+
+    done: CellDone
+    outputs: list[tuple[str, dict[str, Any]]]
+
+
 @dataclass
 class Handover:
     """What a session leaves for the next: the execution in flight (its msg_id is still
@@ -54,7 +62,7 @@ class Handover:
 
     execution: Execution | None = None
     recent_cells: OrderedDict[str, str] = field(default_factory=OrderedDict)
-    unclaimed: dict[str, CellDone] = field(default_factory=dict)
+    unclaimed: dict[str, Unclaimed] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

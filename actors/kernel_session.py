@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import pykka
@@ -287,6 +287,8 @@ class KernelSession(SupervisedActor):
             if kernel.restart_reason:
                 self._events.restarted(kernel.restart_reason, kernel.pid)
             self._set_activity(KernelState.IDLE)
+            # Ready once: channels opened again later (a lost gateway) reach a running kernel.
+            self._kernel = replace(kernel, arrival=Arrival.RUNNING)
         self._dispatch()
 
     # ------------------------------------------------------------ watching
