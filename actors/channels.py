@@ -130,7 +130,7 @@ class ChannelPump:
     def _connect_iopub(self) -> zmq.Socket[Any]:
         # PUB/SUB drops messages silently once a queue holds its high-water mark (1000 by
         # default): under heavy output that loses output, even the idle that ends a cell. Our
-        # side never drops; the kernel's side may, which the KernelActor survives.
+        # side never drops; the kernel's side may, which the KernelSession survives.
         socket = self._client.context.socket(zmq.SUB)
         socket.setsockopt(zmq.RCVHWM, 0)
         socket.linger = 0

@@ -1,6 +1,7 @@
-"""A kernel on a Jupyter Kernel Gateway or Enterprise Gateway, behind the KernelActor's seam.
+"""A kernel on a Jupyter Kernel Gateway or Enterprise Gateway, behind the kernel actors' seam.
 
-It has the methods of backend.KernelBackend, so the KernelActor drives it like a local kernel:
+It has the methods of backend.KernelBackend, so the KernelProcess drives it like a local kernel
+(and the KernelSession reads it through `open_channels`):
 `start` asks the gateway for a kernel (no pid: the process is the gateway's), `interrupt` and
 `stop` are REST calls, `is_alive` answers from what the gateway last said (never waiting on the
 network: the actor asks on every tick), and `open_channels` gives the websocket pump that feeds

@@ -18,7 +18,6 @@ of its own (`resumed`), which claims the running request and ends the cell like 
 from __future__ import annotations
 
 import contextlib
-import time
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
@@ -40,6 +39,7 @@ from nb_mcp.actors.kernel_protocol import (
 from nb_mcp.actors.log import emit
 from nb_mcp.actors.outputs import OutputBuilder
 from nb_mcp.actors.refs import NotebookRefs, NotRunning
+from nb_mcp.supervisor.clock import Clock, real_clock
 from nb_mcp.supervisor.tree import SupervisedActor, Supervision
 
 __all__ = ["SCRATCH", "CellRun", "JobActor", "JobSnapshot", "JobSpec"]
@@ -55,11 +55,13 @@ class JobActor(SupervisedActor):
         spec: JobSpec,
         refs: NotebookRefs,
         done: Future[JobSnapshot],
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(supervision=supervision)
         self._spec = spec
         self._refs = refs
         self._done = done
+        self._clock = clock or real_clock()
         self._cells = [
             CellRun(cell_id, position, "queued")
             for position, cell_id in enumerate(spec.cell_ids or (SCRATCH,), start=1)
@@ -133,7 +135,7 @@ class JobActor(SupervisedActor):
             submitted_at=spec.submitted_at,
             cells=tuple(self._cells),
             started_at=self._started_at,
-            finished_at=time.time() if self._state in ("ok", "error", "stopped") else None,
+            finished_at=self._clock.time() if self._state in ("ok", "error", "stopped") else None,
             ahead=self._ahead,
             reason=self._reason,
             scratch_outputs=tuple(self._scratch),
@@ -146,12 +148,12 @@ class JobActor(SupervisedActor):
         if not self._marked_queued and not self._scratch_job:
             self._marked_queued = True
             self._writer_tell(
-                "mark_queued", self._spec.job_id, list(self._spec.cell_ids), time.time()
+                "mark_queued", self._spec.job_id, list(self._spec.cell_ids), self._clock.time()
             )
 
     def _on_turn(self) -> None:
         waited = self._marked_queued  # a queued job reads its first cell afresh
-        self._state, self._ahead, self._started_at = "running", 0, time.time()
+        self._state, self._ahead, self._started_at = "running", 0, self._clock.time()
         if self._spec.resumed is not None:
             self._resume(self._spec.resumed)
             return
@@ -198,7 +200,7 @@ class JobActor(SupervisedActor):
                 )
                 self._emit_finished(position)
                 return False
-        started = time.time()
+        started = self._clock.time()
         self._set(position, state="running", index=index, started_at=started)
         if not self._scratch_job:
             # The cells after the first wait for it: the same write marks them Queued.
@@ -261,7 +263,7 @@ class JobActor(SupervisedActor):
         position = self._current
         if position is None or self._cells[position].cell_id != done.cell_id:
             return
-        finished = time.time()
+        finished = self._clock.time()
         self._set(
             position,
             state=done.status,
@@ -315,7 +317,7 @@ class JobActor(SupervisedActor):
         snapshot = self.snapshot()
         counts = {s: sum(1 for c in self._cells if c.state == s) for s in _FINAL_STATES}
         failed = counts["error"] + counts["timeout"] + counts["died"]
-        took = (snapshot.finished_at or time.time()) - spec.submitted_at
+        took = (snapshot.finished_at or self._clock.time()) - spec.submitted_at
         emit(
             "job.finished",
             f"job {spec.job_id} on {spec.notebook.name}: {state}"

@@ -101,7 +101,7 @@ def notebook_spec(
                 id=f"job:{job.job_id}",
                 actor_class=JobActor,
                 restart=Restart.TEMPORARY,
-                kwargs={"spec": job, "refs": refs, "done": done},
+                kwargs={"spec": job, "refs": refs, "done": done, "clock": clock},
                 shutdown_timeout=20.0,
             )
         )

@@ -116,11 +116,12 @@ class Tree:
             launch=LAUNCH,
             timeout=timeout,
             code=code,
+            submitted_at=self.clock.time(),
         )
         child = ChildSpec(
             f"job:{job_id}",
             JobActor,
-            {"spec": spec, "refs": self.refs, "done": done},
+            {"spec": spec, "refs": self.refs, "done": done, "clock": self.clock},
             restart=Restart.TEMPORARY,
         )
         self.subtree.proxy().start_child(child).get(timeout=5)

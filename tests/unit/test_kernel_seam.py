@@ -13,6 +13,9 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+from nb_mcp.actors.attached_backend import AttachedBackend
+from nb_mcp.actors.backend import KernelBackend, LocalBackend
+from nb_mcp.actors.gateway_backend import GatewayBackend
 from nb_mcp.actors.gateway_channels import ChannelsResumed, GatewayLost, RemoteKernelDied
 from nb_mcp.actors.job import JobSpec
 from nb_mcp.actors.kernel_process import Inheritance
@@ -165,6 +168,16 @@ def test_shutdown_kernel_stops_it_before_it_answers(tree):
     assert t.refs.kernel().shutdown_kernel().get(timeout=5) == "no kernel was running"
 
 
+def test_every_backend_has_every_member_of_the_seam():
+    members = {name for name in vars(KernelBackend) if not name.startswith("_")}
+    members |= set(KernelBackend.__annotations__)
+    assert {"open_channels", "death_reason", "start_timeout", "interrupt"} <= members
+    for backend in (LocalBackend, AttachedBackend, GatewayBackend, ScriptedBackend):
+        missing = {name for name in members if not hasattr(backend, name)}
+        missing -= {"kernel_name", "limits"}  # set per instance
+        assert not missing, f"{backend.__name__} lacks {missing}"
+
+
 def test_a_kernel_taken_over_with_a_running_cell_gets_a_job_that_ends_that_cell(tree, tmp_path):
     kernel = ScriptedKernel(LAUNCH)
     kernel.alive = True
@@ -183,6 +196,7 @@ def test_a_kernel_taken_over_with_a_running_cell_gets_a_job_that_ends_that_cell(
             cell_ids=(cell_id,),
             launch=LAUNCH,
             timeout=None,
+            submitted_at=1_799_999_990.0,
             resumed=resumed,
         )
         return TakenOver(inheritance, spec)
