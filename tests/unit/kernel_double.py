@@ -91,6 +91,7 @@ class ScriptedKernel:
         self.alive = False
         self.exit: int | None = None
         self.death: str | None = None
+        self.fault: Exception | None = None  # raised by the next is_alive(): a backend's bug
         self.answers_probes = True
         self.start_error: str | None = None
         self.interrupts = 0
@@ -157,6 +158,8 @@ class ScriptedBackend:
         return self.kernel.interrupt_outcome
 
     def is_alive(self) -> bool:
+        if self.kernel.fault is not None:
+            raise self.kernel.fault
         return self.kernel.alive
 
     def exit_code(self) -> int | None:

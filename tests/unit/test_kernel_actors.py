@@ -273,3 +273,27 @@ def test_a_heartbeat_that_stops_makes_the_kernel_unresponsive_until_it_beats_aga
     pump.reply("iopub", "status", {"execution_state": "idle"}, msg_id)
     assert done.result(timeout=5).state == "ok"
     assert t.kernel_info().state is KernelState.IDLE
+
+
+def test_a_failure_of_the_process_actor_itself_stops_its_kernel_and_the_next_run_starts_fresh(
+    tree,
+):
+    t = tree("fit()", "print('next')")
+    t.kernels.prepare = lambda kernel: setattr(kernel, "on_execute", hang)
+    done = t.run()
+    first = t.kernels.kernel(1)
+    first.wait_for_run()
+    t.settle()
+    t.kernels.prepare = lambda kernel: None
+
+    first.fault = OSError("a bug in a backend")  # its next is_alive() raises
+    t.clock.advance(0.1)
+    snapshot = done.result(timeout=5)
+    assert snapshot.cells[0].ename == "NbMcpKernelDied"
+    assert "kernel process actor failed" in snapshot.cells[0].evalue
+    assert not first.alive and first.stopped_with == [0.0]  # a kernel nobody owns is stopped
+    restarted = t.events.count("supervisor.child_restarted", 2)
+    assert {e["child"] for e in restarted} == {"process", "kernel"}
+
+    assert t.run(1).result(timeout=5).state == "ok"
+    assert len(t.kernels.started) == 2
