@@ -1,34 +1,37 @@
-"""Where a kernel runs: the seam between the KernelActor and a kernel process.
+"""Where a kernel runs: the seam between nb's kernel actors and a kernel process.
 
-The KernelActor only needs start, channels' connection info, interrupt, is-alive and stop. The
-first backend is a local jupyter_client KernelManager (whose provisioners already reach
-Docker, Kubernetes or YARN); a Kernel/Enterprise Gateway backend can sit behind the same
-interface later.
+The KernelProcess actor drives a backend (start, interrupt, is-alive, why it died, stop, its
+record) and hands the KernelSession the one thing it needs from it: `open_channels`, a started
+pump that moves the kernel's messages to and from the session's mailbox. The local backend is a
+jupyter_client KernelManager (whose provisioners already reach Docker, Kubernetes or YARN) with a
+ChannelPump on its zmq sockets; a kernel taken over from a dead daemon is attached_backend.py's;
+a Kernel/Enterprise Gateway kernel is gateway_backend.py's, with a websocket pump.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import resource
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import pykka
 import zmq
 from jupyter_client import KernelManager
-from jupyter_client.client import KernelClient
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-from nb_mcp.actors.environment import KernelChoice
+from nb_mcp.actors.channels import ChannelPump, Channels
 from nb_mcp.actors.launch import KernelLaunch, launch_problem, private_kernelspec, startup_exit
 from nb_mcp.supervisor import statedir
+from nb_mcp.supervisor.clock import Clock, real_clock
+from nb_mcp.supervisor.processes import process_started, send_to_group
 
 
 class KernelStartError(Exception):
@@ -64,21 +67,38 @@ NO_LIMITS = Limits()
 
 
 class KernelBackend(Protocol):
+    """A kernel process wherever it runs; every method but `start` and `stop` returns at once
+    (the KernelProcess calls `is_alive` every tick, and its mailbox must not wait on a kernel)."""
+
     kernel_name: str
-    choice: KernelChoice
+    limits: Limits
+
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def start_timeout(self) -> float:
+        """How long a start may take here (0: nb's own NB_MCP_KERNEL_START_TIMEOUT_SEC); a
+        backend that pulls images or queues for a node says more."""
+        ...
 
     def start(self) -> Started: ...
-    def connection_info(self) -> dict[str, Any]: ...
-    def interrupt(self) -> None: ...
+    def open_channels(self, actor: pykka.ActorRef[Any], name: str) -> Channels:
+        """A started pump that tells `actor` what the kernel sends (Incoming, Heartbeat, …)."""
+        ...
+
+    def interrupt(self) -> Future[None] | None:
+        """Send an interrupt without waiting; a Future, if the outcome comes later."""
+        ...
+
     def is_alive(self) -> bool: ...
     def exit_code(self) -> int | None: ...
+    def death_reason(self) -> str | None:
+        """Why the kernel is gone, in words, where there is no exit code to tell it."""
+        ...
+
     def startup_exit(self) -> str: ...
     def stop(self, grace: float) -> None: ...
     def record_execution(self, in_flight: dict[str, Any] | None) -> None: ...
-    @property
-    def pid(self) -> int | None: ...
-
-    limits: Limits
 
 
 _FOUND_KERNELSPECS: dict[str, tuple[str, str]] = {}
@@ -136,6 +156,28 @@ def socket_base(state_dir: Path, kernel_id: str) -> Path:
     return short / f"k-{kernel_id}"
 
 
+@dataclass(frozen=True)
+class LocalBackends:
+    """Makes a notebook's local kernels: each launch's, in the notebook's folder."""
+
+    notebook: Path
+    state_dir: Path
+    transport: str = "ipc"
+    limits: Limits = NO_LIMITS
+    clock: Clock | None = None
+
+    def __call__(self, launch: KernelLaunch) -> LocalBackend:
+        return LocalBackend(
+            launch,
+            self.notebook.parent,
+            self.state_dir,
+            self.notebook,
+            transport=self.transport,
+            limits=self.limits,
+            clock=self.clock,
+        )
+
+
 class LocalBackend:
     """A kernel process on this machine, started by jupyter_client for one launch: a
     kernelspec, or a Python environment's interpreter, with its session's environment."""
@@ -148,12 +190,14 @@ class LocalBackend:
         notebook: Path,
         transport: str = "ipc",
         limits: Limits = NO_LIMITS,
+        clock: Clock | None = None,
     ) -> None:
         self.launch = launch
         self.choice = launch.choice
         self.kernel_name = launch.label
         self.limits = limits
         self._cwd = cwd
+        self._clock = clock or real_clock()
         self._state_dir = state_dir
         self._notebook = notebook
         self._id = uuid.uuid4().hex[:12]
@@ -178,6 +222,10 @@ class LocalBackend:
     def pid(self) -> int | None:
         provisioner = self._km.provisioner
         return getattr(provisioner, "pid", None) if provisioner is not None else None
+
+    @property
+    def start_timeout(self) -> float:
+        return 0.0  # nb's own: a local kernel has nothing to wait for but itself
 
     def start(self) -> Started:
         statedir.ensure(self._state_dir)
@@ -219,16 +267,15 @@ class LocalBackend:
         self._record_data = {
             "kernel_id": self._id,
             "pid": pid,
-            "start_ticks": statedir.process_start_ticks(pid) if pid else None,
+            "start_time": process_started(pid) if pid else None,
             "pgid": getattr(self._km.provisioner, "pgid", None),
-            "server_pid": os.getpid(),
-            "server_start_ticks": statedir.process_start_ticks(os.getpid()),
+            **statedir.this_process(),
             "notebook": str(self._notebook),
             "kernel_name": self.kernel_name,
             "choice": self.choice.to_record(),
             "connection_file": self._km.connection_file,
             "log": str(self._log),
-            "started_at": time.time(),
+            "started_at": self._clock.time(),
         }
         self.record_execution(None)
         return Started(pid=pid, connection_info=self.connection_info())
@@ -260,6 +307,11 @@ class LocalBackend:
     def connection_info(self) -> dict[str, Any]:
         return dict(self._km.get_connection_info(session=False))
 
+    def open_channels(self, actor: pykka.ActorRef[Any], name: str) -> Channels:
+        pump = ChannelPump(self.connection_info(), actor, name=name, clock=self._clock)
+        pump.start()
+        return pump
+
     def interrupt(self) -> None:
         # A kernel frozen by SIGSTOP queues SIGINT until it runs again: wake it first.
         self._signal_group(signal.SIGCONT)
@@ -271,6 +323,9 @@ class LocalBackend:
     def exit_code(self) -> int | None:
         process = getattr(self._km.provisioner, "process", None)
         return None if process is None else process.poll()
+
+    def death_reason(self) -> str | None:
+        return None  # our own child: its exit code tells
 
     def stop(self, grace: float) -> None:
         """Ask the kernel to shut down; kill its process group if it has not after `grace`."""
@@ -285,101 +340,6 @@ class LocalBackend:
             statedir.remove(self._record)
 
     def _signal_group(self, signum: int) -> None:
-        pgid = getattr(self._km.provisioner, "pgid", None)
-        with contextlib.suppress(OSError, TypeError):
-            if pgid:
-                os.killpg(pgid, signum)
-
-
-class AttachedBackend:
-    """A kernel started by an earlier nb daemon that died; this one drives it from its record.
-
-    It is not our child: liveness comes from /proc (pid and start time), signals go to its
-    process group, and stopping it means signalling it, not asking a KernelManager.
-    """
-
-    def __init__(self, record: dict[str, Any], state_dir: Path) -> None:
-        self.kernel_name: str = record["kernel_name"]
-        self.choice = KernelChoice.from_record(record.get("choice") or {}, self.kernel_name)
-        self.limits = NO_LIMITS  # whatever was set stays set on the process
-        self._record_data = {
-            key: value for key, value in record.items() if key not in ("record_path", "in_flight")
-        }
-        self._record = state_dir / "kernels" / f"{record['kernel_id']}.json"
-        self._pid: int = record["pid"]
-        self._pgid: int | None = record.get("pgid")
-        self._ticks: int | None = record.get("start_ticks")
-        self._connection_file = Path(record["connection_file"])
-        self._info = json.loads(self._connection_file.read_text())
-
-    @property
-    def pid(self) -> int | None:
-        return self._pid
-
-    def adopt(self) -> None:
-        """Record this process as the kernel's owner."""
-        self._record_data["server_pid"] = os.getpid()
-        self._record_data["server_start_ticks"] = statedir.process_start_ticks(os.getpid())
-        self.record_execution(None)
-
-    def start(self) -> Started:
-        raise KernelStartError("a kernel taken over from an earlier daemon cannot be started")
-
-    def connection_info(self) -> dict[str, Any]:
-        return dict(self._info)
-
-    def interrupt(self) -> None:
-        self._signal(signal.SIGCONT)
-        self._signal(signal.SIGINT)
-
-    def is_alive(self) -> bool:
-        return statedir.same_process_alive(self._pid, self._ticks)
-
-    def exit_code(self) -> int | None:
-        return None  # not our child: its exit status went to init
-
-    def startup_exit(self) -> str:
-        return "the kernel taken over from an earlier daemon is gone"
-
-    def stop(self, grace: float) -> None:
-        try:
-            self._signal(signal.SIGCONT)
-            self._signal(signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and self.is_alive():
-                time.sleep(0.05)
-            if self.is_alive():
-                self._signal(signal.SIGKILL)
-        finally:
-            _remove_kernel_files(self._info, self._connection_file, self._record)
-
-    def record_execution(self, in_flight: dict[str, Any] | None) -> None:
-        statedir.write_record(self._record, {**self._record_data, "in_flight": in_flight})
-
-    def _signal(self, signum: int) -> None:
-        with contextlib.suppress(OSError):
-            if self._pgid:
-                os.killpg(self._pgid, signum)
-            else:
-                os.kill(self._pid, signum)
-
-
-def _remove_kernel_files(info: dict[str, Any], connection_file: Path, record: Path) -> None:
-    if info.get("transport") == "ipc":
-        for channel in ("shell", "iopub", "stdin", "control", "hb"):
-            statedir.remove(Path(f"{info['ip']}-{info[channel + '_port']}"))
-    statedir.remove(connection_file)
-    statedir.remove(record)
-
-
-def heartbeat_answers(info: dict[str, Any], timeout: float = 3.0) -> bool:
-    """Whether the kernel behind `info` answers a heartbeat ping: silent, and answered even
-    while a cell runs (the kernel's heartbeat has its own thread)."""
-    client = KernelClient(context=zmq.Context.instance())
-    client.load_connection_info(info)
-    socket = client.connect_hb()
-    try:
-        socket.send(b"ping")
-        return bool(socket.poll(int(timeout * 1000)))
-    finally:
-        socket.close(linger=0)
+        pid, pgid = self.pid, getattr(self._km.provisioner, "pgid", None)
+        if pid:
+            send_to_group(pid, pgid, signum)

@@ -1,13 +1,16 @@
-"""The kernel's channels, owned by one reader thread.
+"""A kernel's channels, owned by one reader thread: what a pump is, and the local one.
 
 zmq sockets are not thread-safe, so one thread (the pump) owns the shell, iopub, control and
-heartbeat sockets: it sends what the KernelActor queues, and `tell`s the actor every message
-that arrives. The actor never blocks on a socket, so interrupt, status and stop are served
-while a cell streams.
+heartbeat sockets: it sends what the KernelSession queues, and `tell`s the session every
+message that arrives. The session never blocks on a socket, so interrupt, status and stop are
+served while a cell streams.
 
 A message that cannot be read (a multipart message without its `<IDS|MSG>` delimiter, a bad
-signature, broken JSON) is reported as a channel failure and the pump stops: the KernelActor
+signature, broken JSON) is reported as a channel failure and the pump stops: the KernelSession
 fails and its restart builds a new pump with fresh sockets on the same kernel.
+
+`Channels` is all the session knows of a pump: the gateway backend's websocket pump
+(gateway_channels.py) has the same three members and tells the same messages, plus its own.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import contextlib
 import os
 import queue
 import threading
-import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 import zmq
 from jupyter_client.client import KernelClient
+from jupyter_client.session import Session
+from nb_mcp.supervisor.clock import Clock, real_clock
 
 _POLL_MS = 100
 
@@ -45,8 +49,20 @@ class Heartbeat:
     silent_sec: float
 
 
+class Channels(Protocol):
+    """A started pump between a kernel and the actor it tells what arrives."""
+
+    session: Session  # whose id and key sign what is sent
+
+    def send(self, channel: str, msg_type: str, content: dict[str, Any]) -> str:
+        """Queue a request; return its msg_id at once. Any thread may call it."""
+        ...
+
+    def stop(self, timeout: float = 2.0) -> None: ...
+
+
 class ChannelPump:
-    """Moves messages between the kernel's sockets and a KernelActor, in its own thread."""
+    """Moves messages between a local kernel's sockets and an actor, in its own thread."""
 
     def __init__(
         self,
@@ -56,6 +72,7 @@ class ChannelPump:
         name: str,
         hb_interval: float = 1.0,
         hb_timeout: float = 3.0,
+        clock: Clock | None = None,
     ) -> None:
         # One process-wide zmq context: each context of its own costs two I/O threads.
         self._client = KernelClient(context=zmq.Context.instance())
@@ -68,6 +85,7 @@ class ChannelPump:
         self._stopping = threading.Event()
         self._hb_interval = hb_interval
         self._hb_timeout = hb_timeout
+        self._clock = clock or real_clock()
         self._thread = threading.Thread(target=self._run, name=f"pump-{name}", daemon=True)
 
     def start(self) -> None:
@@ -112,7 +130,7 @@ class ChannelPump:
     def _connect_iopub(self) -> zmq.Socket[Any]:
         # PUB/SUB drops messages silently once a queue holds its high-water mark (1000 by
         # default): under heavy output that loses output, even the idle that ends a cell. Our
-        # side never drops; the kernel's side may, which the KernelActor survives.
+        # side never drops; the kernel's side may, which the KernelSession survives.
         socket = self._client.context.socket(zmq.SUB)
         socket.setsockopt(zmq.RCVHWM, 0)
         socket.linger = 0
@@ -130,7 +148,7 @@ class ChannelPump:
             poller.register(socket, zmq.POLLIN)
         poller.register(self._wake_read, zmq.POLLIN)
         by_socket = {socket: name for name, socket in sockets.items()}
-        heart = _Heart(self._client, poller, self._hb_interval, self._hb_timeout)
+        heart = _Heart(self._client, poller, self._hb_interval, self._hb_timeout, self._clock)
         try:
             while not self._stopping.is_set():
                 ready = dict(poller.poll(_POLL_MS))
@@ -185,15 +203,21 @@ class _Heart:
     """The heartbeat: a ping every interval; silence past the timeout means unresponsive."""
 
     def __init__(
-        self, client: KernelClient, poller: zmq.Poller, interval: float, timeout: float
+        self,
+        client: KernelClient,
+        poller: zmq.Poller,
+        interval: float,
+        timeout: float,
+        clock: Clock,
     ) -> None:
+        self._clock = clock
         self._client = client
         self._poller = poller
         self._interval = interval
         self._timeout = timeout
         self._socket: zmq.Socket[Any] | None = None
         self._sent_at: float | None = None
-        self._last_reply = time.monotonic()
+        self._last_reply = clock.monotonic()
         self._beating = True
         self._connect()
 
@@ -202,7 +226,7 @@ class _Heart:
         self._poller.register(self._socket, zmq.POLLIN)
 
     def check(self, ready: dict[Any, int]) -> Heartbeat | None:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         assert self._socket is not None
         if self._socket in ready:
             with contextlib.suppress(zmq.Again):

@@ -1,21 +1,17 @@
-"""The execution in flight and the KernelActor's restart state. Pure: no I/O, no actors.
+"""The execution in flight. Pure: no I/O, no actors, no clock of its own.
 
 An `Execution` keeps its own books — what it printed, when, whether it errored or ran out of
-time, when it is due a progress event — so the KernelActor only decides what to do about it.
+time, when it is due a progress event — so the KernelSession only decides what to do about it.
+Times are the session's clock's, passed in.
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
-from nb_mcp.actors.backend import KernelBackend
-from nb_mcp.actors.environment import KernelChoice
-from nb_mcp.actors.kernel_protocol import KernelInfo
+from nb_mcp.actors.kernel_protocol import Execute
 from nb_mcp.actors.launch import KernelLaunch
 from nb_mcp.actors.outputs import last_line
 
@@ -38,7 +34,7 @@ RECORD_AFTER = 1.0  # only a cell running this long is noted in the kernel's rec
 @dataclass
 class Execution:
     job_id: str
-    job: pykka.ActorRef | None  # None: a cell resumed from an earlier daemon, no job left
+    job: pykka.ActorRef | None  # None: a resumed cell whose job has not claimed it yet
     cell_id: str
     code: str
     to_writer: bool
@@ -64,12 +60,40 @@ class Execution:
     # The job's session: how to start a kernel for it, and how often it wants progress events.
     launch: KernelLaunch | None = None
     progress_interval: float | None = None
+    started_wall: float = 0.0  # when it was sent, on the wall clock (for the kernel's record)
+    kernel: int = 0  # the generation of the kernel it was sent to (0: not sent yet)
+    # A taken-over cell's outputs until its job claims it: the job first tells the writer the
+    # cell runs again, and output that got there before would be lost in that reset.
+    held: list[tuple[str, dict[str, Any]]] | None = None
 
-    def sent(self, msg_id: str, now: float) -> None:
+    @classmethod
+    def of(cls, execute: Execute) -> Execution:
+        return cls(
+            job_id=execute.job_id,
+            job=execute.job,
+            cell_id=execute.cell_id,
+            code=execute.code,
+            to_writer=execute.to_writer,
+            timeout=execute.timeout,
+            launch=execute.launch,
+            progress_interval=execute.progress_interval,
+        )
+
+    def sent(self, msg_id: str, now: float, wall: float = 0.0, kernel: int = 0) -> None:
         self.msg_id = msg_id
         self.started_mono = self.last_output = self.last_event = now
+        self.started_wall, self.kernel = wall, kernel
         if self.timeout:
             self.deadline = now + self.timeout
+
+    def resumed(self, msg_id: str, now: float, wall: float, started_at: float, kernel: int) -> None:
+        """Sent by an earlier daemon at `started_at` (wall clock); read from now on. Its
+        channels are new, so the idle that ends it may come late or not at all."""
+        ran_for = max(0.0, wall - started_at)
+        self.sent(msg_id, now - ran_for, started_at, kernel)
+        self.last_output = self.last_event = now
+        self.across_rebuild = True
+        self.recorded = True  # the record already names it
 
     def saw(self, msg_type: str, content: dict[str, Any], now: float) -> bool:
         """Account for one of its iopub messages; True if it is output a person sees."""
@@ -129,53 +153,5 @@ class Execution:
             "job_id": self.job_id,
             "cell_id": self.cell_id,
             "msg_id": self.msg_id,
-            "started_at": time.time() - (now - self.started_mono),
+            "started_at": self.started_wall,
         }
-
-
-@dataclass
-class KernelSlot:
-    """The KernelActor's restart state: what must outlive an incarnation of the actor."""
-
-    notebook: Path
-    backend: KernelBackend | None = None
-    kernel_name: str | None = None
-    # What the kernel runs (its kernelspec or environment, and the rule that chose it) and
-    # the session whose environment it was started with.
-    choice: KernelChoice | None = None
-    session_id: str = ""
-    state: str = "none"
-    started_at: float | None = None
-    queue: deque[tuple[str, pykka.ActorRef, KernelLaunch]] = field(default_factory=deque)
-    turn: tuple[str, pykka.ActorRef | None] | None = None
-    execution: Execution | None = None
-    recent_cells: OrderedDict[str, str] = field(default_factory=OrderedDict)
-    unresponsive_since: float | None = None
-    # Set when this kernel was taken over from a daemon that died.
-    reattached: bool = False
-    recovery_note: str = ""
-
-    def info(self) -> KernelInfo:
-        """The kernel as `status` shows it, with the Python it runs in and why."""
-        execution, choice = self.execution, self.choice
-        environment = choice.environment if choice is not None else None
-        return KernelInfo(
-            state=self.state,
-            kernel_name=self.kernel_name,
-            pid=self.backend.pid if self.backend is not None else None,
-            running_job=self.turn[0] if self.turn else None,
-            running_cell=execution.cell_id if execution and execution.to_writer else None,
-            queued_jobs=[job_id for job_id, _, _ in self.queue],
-            started_at=self.started_at,
-            reattached=self.reattached,
-            environment=None if environment is None else str(environment),
-            display_name=choice.display_name if choice else "",
-            rule=choice.rule if choice else "",
-            session_id=self.session_id,
-        )
-
-    def close(self) -> None:
-        """Stop the kernel for good: the supervisor gave up while no incarnation held it."""
-        if self.backend is not None:
-            backend, self.backend, self.state = self.backend, None, "none"
-            backend.stop(grace=0.0)

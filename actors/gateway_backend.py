@@ -1,6 +1,7 @@
-"""A kernel on a Jupyter Kernel Gateway or Enterprise Gateway, behind the KernelActor's seam.
+"""A kernel on a Jupyter Kernel Gateway or Enterprise Gateway, behind the kernel actors' seam.
 
-It has the methods of backend.KernelBackend, so the KernelActor drives it like a local kernel:
+It has the methods of backend.KernelBackend, so the KernelProcess drives it like a local kernel
+(and the KernelSession reads it through `open_channels`):
 `start` asks the gateway for a kernel (no pid: the process is the gateway's), `interrupt` and
 `stop` are REST calls, `is_alive` answers from what the gateway last said (never waiting on the
 network: the actor asks on every tick), and `open_channels` gives the websocket pump that feeds
@@ -83,6 +84,10 @@ class GatewayBackend:
     def pid(self) -> int | None:
         return None  # the process is the gateway's, maybe on another machine
 
+    @property
+    def start_timeout(self) -> float:
+        return self.settings.start_timeout  # a launch may pull an image or wait for a node
+
     # ------------------------------------------------------------ the KernelBackend methods
 
     def start(self) -> Started:
@@ -133,6 +138,9 @@ class GatewayBackend:
 
     def exit_code(self) -> int | None:
         return None  # a remote process's exit status never reaches us
+
+    def startup_exit(self) -> str:
+        return self.death_reason() or "the kernel on the gateway stopped while it started"
 
     def restart(self) -> None:
         """Restart the kernel in place (same id, variables gone), as nb's own decision."""
@@ -250,8 +258,7 @@ class GatewayBackend:
             {
                 **self._record_data,
                 "kernel_session": self.liveness.incarnation,
-                "server_pid": os.getpid(),
-                "server_start_ticks": statedir.process_start_ticks(os.getpid()),
+                **statedir.this_process(),
                 **extra,
             },
         )

@@ -8,7 +8,7 @@ websocket was down): every message a kernel process sends carries its own Sessio
 gateway's own making loses every variable just the same, so for the running cell it is a death,
 never a success, unless nb asked for it (`expect_restart`).
 
-One object per remote kernel, shared by the backend (`is_alive`, which the KernelActor calls
+One object per remote kernel, shared by the backend (`is_alive`, which the KernelProcess calls
 on every tick and must not wait on the network) and the channel pump (which learns the news).
 """
 

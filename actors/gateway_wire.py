@@ -9,7 +9,7 @@ Two protocols share `/api/kernels/{id}/channels`:
   with binary buffers, jupyter_server's binary layout (big-endian uint32 count and offsets, the
   JSON, the buffers).
 Decoded messages have the shape jupyter_client's `Session.deserialize` gives the local pump,
-dates parsed, so the KernelActor cannot tell the backends apart.
+dates parsed, so the KernelSession cannot tell the backends apart.
 """
 
 from __future__ import annotations

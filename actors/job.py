@@ -8,82 +8,41 @@ job; the cells after it are marked skipped and keep their previous outputs.
 Jobs are temporary: nothing restarts one, so user code never runs twice. If the actor stops
 before it finished (the server shuts down, or a bug), teardown still marks its cells, releases
 the kernel and resolves the job's future, so no tool call waits forever.
+
+A job talks to the kernel only through the notebook's TurnQueue, with tells (kernel_protocol.py):
+it never waits for a kernel actor, not even one being restarted. A job is also the only one that
+tells the writer a cell started or finished: a cell a daemon taken over was running gets a job
+of its own (`resumed`), which claims the running request and ends the cell like any other.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
+import pykka
 from nb_mcp.actors import notebook as nb
-from nb_mcp.actors.kernel_protocol import CellDone, CellProgress, ScratchMessage, Turn, Waiting
-from nb_mcp.actors.launch import KernelLaunch
+from nb_mcp.actors.job_data import SCRATCH, CellRun, JobSnapshot, JobSpec
+from nb_mcp.actors.kernel_protocol import (
+    CellDone,
+    CellProgress,
+    Enqueue,
+    Execute,
+    Release,
+    Resumed,
+    ScratchMessage,
+    Turn,
+    Waiting,
+)
 from nb_mcp.actors.log import emit
 from nb_mcp.actors.outputs import OutputBuilder
 from nb_mcp.actors.refs import NotebookRefs, NotRunning
+from nb_mcp.supervisor.clock import Clock, real_clock
 from nb_mcp.supervisor.tree import SupervisedActor, Supervision
 
-SCRATCH = "scratch"
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    job_id: str
-    notebook: Path
-    kind: str
-    cell_ids: tuple[str, ...]
-    launch: KernelLaunch  # the kernel to start if none runs, with the session's environment
-    timeout: float | None
-    code: str | None = None  # run_scratch: the code; nothing is written to the file
-    submitted_at: float = field(default_factory=time.time)
-    # The first cell's (source, index, type) as read when the job was planned: used if the
-    # job starts at once, so the cell is not read a second time a millisecond later.
-    first: tuple[str, int, str] | None = None
-    progress_interval: float | None = None  # the session's NB_MCP_PROGRESS_INTERVAL_SEC
-
-
-@dataclass(frozen=True)
-class CellRun:
-    cell_id: str
-    position: int
-    state: str  # queued, running, ok, error, timeout, died, skipped, lost
-    index: int | None = None
-    started_at: float | None = None
-    duration: float | None = None
-    last_output_at: float | None = None
-    tail: str = ""
-    execution_count: int | None = None
-    ename: str | None = None
-    evalue: str | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class JobSnapshot:
-    job_id: str
-    notebook: Path
-    kind: str
-    state: str  # queued, running, ok, error, stopped
-    submitted_at: float
-    cells: tuple[CellRun, ...]
-    started_at: float | None = None
-    finished_at: float | None = None
-    ahead: int = 0
-    reason: str = ""
-    scratch_outputs: tuple[dict[str, Any], ...] = ()
-
-    @property
-    def done(self) -> bool:
-        return self.state in ("ok", "error", "stopped")
-
-    @property
-    def running(self) -> CellRun | None:
-        return next((cell for cell in self.cells if cell.state == "running"), None)
-
+__all__ = ["SCRATCH", "CellRun", "JobActor", "JobSnapshot", "JobSpec"]
 
 _FINAL_STATES = ("ok", "error", "timeout", "died", "skipped", "lost")
 
@@ -96,11 +55,13 @@ class JobActor(SupervisedActor):
         spec: JobSpec,
         refs: NotebookRefs,
         done: Future[JobSnapshot],
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(supervision=supervision)
         self._spec = spec
         self._refs = refs
         self._done = done
+        self._clock = clock or real_clock()
         self._cells = [
             CellRun(cell_id, position, "queued")
             for position, cell_id in enumerate(spec.cell_ids or (SCRATCH,), start=1)
@@ -112,6 +73,7 @@ class JobActor(SupervisedActor):
         self._reason = ""
         self._marked_queued = False
         self._scratch: list[dict[str, Any]] = []
+        self._turns: pykka.ActorRef[Any] | None = None
         self._scratch_builder = OutputBuilder(lambda key: self._scratch if key == SCRATCH else None)
 
     @property
@@ -121,7 +83,11 @@ class JobActor(SupervisedActor):
     # ------------------------------------------------------------ lifecycle
 
     def setup(self) -> None:
-        self._refs.kernel().enqueue(self._spec.job_id, self.actor_ref, self._spec.launch)
+        # The queue lives as long as the notebook: a lookup that never waits, and a tell.
+        self._turns = self._refs.current("turns")
+        if self._turns is None:
+            raise NotRunning(f"the kernel queue of {self._spec.notebook.name} is not running")
+        self._turns.tell(Enqueue(self._spec.job_id, self.actor_ref))
 
     def teardown(self, reason: BaseException | None) -> None:
         if self._done.done():
@@ -143,8 +109,7 @@ class JobActor(SupervisedActor):
             self._emit_finished(running)
         self._skip_rest(why)
         stopped = reason is None and not self.stopping_reason
-        # Tearing down: the kernel may be gone for good; do not wait for a restart.
-        self._finish("stopped" if stopped else "error", why, wait_for_kernel=0.0)
+        self._finish("stopped" if stopped else "error", why)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Turn):
@@ -170,7 +135,7 @@ class JobActor(SupervisedActor):
             submitted_at=spec.submitted_at,
             cells=tuple(self._cells),
             started_at=self._started_at,
-            finished_at=time.time() if self._state in ("ok", "error", "stopped") else None,
+            finished_at=self._clock.time() if self._state in ("ok", "error", "stopped") else None,
             ahead=self._ahead,
             reason=self._reason,
             scratch_outputs=tuple(self._scratch),
@@ -183,13 +148,25 @@ class JobActor(SupervisedActor):
         if not self._marked_queued and not self._scratch_job:
             self._marked_queued = True
             self._writer_tell(
-                "mark_queued", self._spec.job_id, list(self._spec.cell_ids), time.time()
+                "mark_queued", self._spec.job_id, list(self._spec.cell_ids), self._clock.time()
             )
 
     def _on_turn(self) -> None:
         waited = self._marked_queued  # a queued job reads its first cell afresh
-        self._state, self._ahead, self._started_at = "running", 0, time.time()
+        self._state, self._ahead, self._started_at = "running", 0, self._clock.time()
+        if self._spec.resumed is not None:
+            self._resume(self._spec.resumed)
+            return
         self._run_next(0, None if waited else self._spec.first)
+
+    def _resume(self, resumed: Resumed) -> None:
+        """Carry on with the cell an earlier daemon's job was running: it is live again in the
+        file (its saved outputs kept, `note` saying what may be missing), and its end comes
+        from the kernel like any cell's."""
+        self._current = 0
+        self._set(0, state="running", started_at=resumed.started_at)
+        self._writer_tell("resume_cell", resumed.cell_id, nb.marker(resumed.note))
+        self._execute(resumed.cell_id, "", resumed)
 
     def _run_next(self, position: int, prefetched: tuple[str, int, str] | None = None) -> None:
         while position < len(self._cells):
@@ -223,7 +200,7 @@ class JobActor(SupervisedActor):
                 )
                 self._emit_finished(position)
                 return False
-        started = time.time()
+        started = self._clock.time()
         self._set(position, state="running", index=index, started_at=started)
         if not self._scratch_job:
             # The cells after the first wait for it: the same write marks them Queued.
@@ -249,17 +226,24 @@ class JobActor(SupervisedActor):
             position=run.position,
             of=len(self._cells),
         )
-        self._refs.kernel().execute(
-            spec.job_id,
-            self.actor_ref,
-            run.cell_id,
-            source,
-            spec.timeout,
-            not self._scratch_job,
-            spec.launch,
-            spec.progress_interval,
-        )
+        self._execute(run.cell_id, source)
         return True
+
+    def _execute(self, cell_id: str, source: str, resumed: Resumed | None = None) -> None:
+        spec = self._spec
+        assert self._turns is not None  # set in setup, or the job never started
+        execute = Execute(
+            job_id=spec.job_id,
+            job=self.actor_ref,
+            cell_id=cell_id,
+            code=source,
+            timeout=spec.timeout,
+            to_writer=not self._scratch_job,
+            launch=spec.launch,
+            progress_interval=spec.progress_interval,
+            resumed=resumed,
+        )
+        self._turns.tell(execute)
 
     def _cell_source(self, cell_id: str) -> tuple[str, int, str] | None:
         def read(doc: Any) -> tuple[str, int, str] | None:
@@ -279,7 +263,7 @@ class JobActor(SupervisedActor):
         position = self._current
         if position is None or self._cells[position].cell_id != done.cell_id:
             return
-        finished = time.time()
+        finished = self._clock.time()
         self._set(
             position,
             state=done.status,
@@ -327,13 +311,13 @@ class JobActor(SupervisedActor):
             self._set(i, state="skipped", detail=why)
             self._emit_finished(i)
 
-    def _finish(self, state: str, reason: str = "", wait_for_kernel: float = 5.0) -> None:
+    def _finish(self, state: str, reason: str = "") -> None:
         spec = self._spec
         self._state, self._reason = state, reason
         snapshot = self.snapshot()
         counts = {s: sum(1 for c in self._cells if c.state == s) for s in _FINAL_STATES}
         failed = counts["error"] + counts["timeout"] + counts["died"]
-        took = (snapshot.finished_at or time.time()) - spec.submitted_at
+        took = (snapshot.finished_at or self._clock.time()) - spec.submitted_at
         emit(
             "job.finished",
             f"job {spec.job_id} on {spec.notebook.name}: {state}"
@@ -349,8 +333,9 @@ class JobActor(SupervisedActor):
             cells_skipped=counts["skipped"] + counts["lost"],
             reason=reason or None,
         )
-        with contextlib.suppress(NotRunning):
-            self._refs.proxy("kernel", wait=wait_for_kernel).release(spec.job_id)
+        if self._turns is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._turns.tell(Release(spec.job_id))
         if not self._done.done():
             self._done.set_result(snapshot)
         if not self.actor_stopped.is_set():  # finishing from teardown: already stopping

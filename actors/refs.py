@@ -1,8 +1,13 @@
-"""Where a notebook's writer and kernel are right now.
+"""Where a notebook's actors are right now: its writer, and its kernel's three actors.
 
 A restarted actor is a new actor with a new ref; a job that kept the old ref would tell a dead
 actor. Each incarnation registers itself here in setup() and unregisters in teardown(), like a
 registered name in OTP, and callers look the ref up at the moment they send.
+
+Roles: "writer"; "turns" (the TurnQueue jobs talk to); "process" (the KernelProcess: the kernel
+as tools see it, `kernel()`); "session" (the KernelSession, restarted on a channel failure).
+Actors inside the tree use `current`, which never waits: an actor must not block its mailbox on
+another's restart.
 """
 
 from __future__ import annotations
@@ -41,6 +46,12 @@ class NotebookRefs:
                 del self._refs[role]
                 del self._proxies[role]
 
+    def current(self, role: str) -> pykka.ActorRef | None:
+        """The live actor in `role` now, or None; never waits."""
+        with self._changed:
+            ref = self._refs.get(role)
+        return ref if ref is not None and ref.is_alive() else None
+
     def get(self, role: str, wait: float = 5.0) -> pykka.ActorRef:
         """The live actor in `role`, waiting up to `wait` seconds for a restart to finish."""
         deadline = time.monotonic() + wait
@@ -76,4 +87,5 @@ class NotebookRefs:
         return self.proxy("writer")
 
     def kernel(self) -> pykka.ActorProxy[Any]:
-        return self.proxy("kernel")
+        """The kernel as tools see it: info, interrupt, restart_kernel, shutdown_kernel."""
+        return self.proxy("process")

@@ -1,4 +1,7 @@
-"""Timers that deliver a message to an actor, so timed work runs in the actor's own thread.
+"""A timer that delivers a message to an actor, so timed work runs in the actor's own thread.
+
+Only the WriterActor still uses it; supervisor/clock.py (one scheduler thread for every timer,
+and a clock tests can move) replaces it.
 
 pykka has no timers. A timer here only `tell`s; the actor decides what the tick means, so no
 actor state is ever touched from the timer's thread.
@@ -29,24 +32,3 @@ class Timer:
 
     def cancel(self) -> None:
         self._timer.cancel()
-
-
-class Ticker:
-    """Tell `message` to `ref` every `interval` seconds until stopped or the actor is gone."""
-
-    def __init__(self, interval: float, ref: pykka.ActorRef, message: Any, name: str) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(interval, ref, message), name=name, daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, interval: float, ref: pykka.ActorRef, message: Any) -> None:
-        while not self._stop.wait(interval):
-            try:
-                ref.tell(message)
-            except pykka.ActorDeadError:
-                return
-
-    def stop(self) -> None:
-        self._stop.set()

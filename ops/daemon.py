@@ -55,7 +55,7 @@ def serve(config: Config, http: str | None = None, no_token: bool = False) -> in
             record,
             {
                 "pid": os.getpid(),
-                "start_ticks": statedir.process_start_ticks(os.getpid()),
+                "start_time": statedir.process_started(os.getpid()),
                 "version": VERSION,
                 "socket": str(socket_path),
                 "started_at": time.time(),

@@ -72,7 +72,7 @@ def servers(state_dir: Path) -> list[ServerRow]:
         rows.append(
             ServerRow(
                 pid,
-                statedir.same_process_alive(pid, record.get("start_ticks")),
+                statedir.same_process_alive(pid, statedir.recorded_start(record)),
                 record.get("started_at") or 0.0,
                 record.get("cwd") or "?",
                 record.get("log_path") or "?",
@@ -84,28 +84,23 @@ def servers(state_dir: Path) -> list[ServerRow]:
 
 
 def kernels(state_dir: Path) -> list[KernelRecord]:
-    rows = []
-    for record in statedir.read_records(state_dir / "kernels"):
-        pid = record.get("pid")
-        server_pid = record.get("server_pid")
-        rows.append(
-            KernelRecord(
-                kernel_id=record.get("kernel_id") or Path(record["record_path"]).stem,
-                pid=pid if isinstance(pid, int) else None,
-                notebook=record.get("notebook") or "(notebook unknown)",
-                kernel_name=record.get("kernel_name") or "(kernel name unknown)",
-                alive=isinstance(pid, int)
-                and statedir.same_process_alive(pid, record.get("start_ticks")),
-                owner_pid=server_pid if isinstance(server_pid, int) else 0,
-                owner_alive=isinstance(server_pid, int)
-                and statedir.same_process_alive(server_pid, record.get("server_start_ticks")),
-                started_at=record.get("started_at") or 0.0,
-                record_path=record["record_path"],
-                connection_file=record.get("connection_file") or "",
-                pgid=record.get("pgid"),
-            )
-        )
-    return rows
+    return [_row(record) for record in statedir.kernel_records(state_dir)]
+
+
+def _row(record: statedir.KernelRecord) -> KernelRecord:
+    return KernelRecord(
+        kernel_id=record.kernel_id,
+        pid=record.pid,
+        notebook=record.notebook or "(notebook unknown)",
+        kernel_name=record.kernel_name or "(kernel name unknown)",
+        alive=record.alive(),
+        owner_pid=record.server_pid or 0,
+        owner_alive=record.owner_alive(),
+        started_at=record.started_at or 0.0,
+        record_path=str(record.path),
+        connection_file=record.connection_file or "",
+        pgid=record.pgid,
+    )
 
 
 def active_jobs(state_dir: Path, live_servers: set[int]) -> list[ActiveJob]:
@@ -185,7 +180,7 @@ def stop_daemon(state_dir: Path, out: TextIO, wait: float = 60.0) -> int:
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if not statedir.same_process_alive(pid, record.get("start_ticks")):
+        if not statedir.same_process_alive(pid, statedir.recorded_start(record)):
             out.write(f"stopped the nb daemon (pid {pid})\n")
             return 0
         time.sleep(0.05)
@@ -290,14 +285,15 @@ def cleanup(state_dir: Path, out: TextIO, dry_run: bool = False) -> int:
     logs of kernels that no longer run."""
     verb = "would stop" if dry_run else "stopping"
     orphans = records = 0
-    for k in kernels(state_dir):
+    for record in statedir.kernel_records(state_dir):
+        k = _row(record)
         if k.owner_alive and k.alive:
             continue  # a live server's kernel: not ours to stop
         if k.orphaned:
             out.write(f"{verb} orphaned kernel {_pid(k.pid)} ({k.kernel_name}, {k.notebook})\n")
             orphans += 1
             if not dry_run:
-                _kill_group(k)
+                record.stop(grace=0.0)
         records += 1
         if not dry_run:
             for path in (k.record_path, k.connection_file):
@@ -326,17 +322,3 @@ def cleanup(state_dir: Path, out: TextIO, dry_run: bool = False) -> int:
 
 def _count(number: int, what: str) -> str:
     return f"{number} {what}{'s' if number != 1 else ''}"
-
-
-def _kill_group(kernel: KernelRecord) -> None:
-    assert kernel.pid is not None
-    try:
-        if kernel.pgid and kernel.pgid == kernel.pid:
-            os.killpg(kernel.pgid, signal.SIGKILL)  # the kernel and what its cells spawned
-        else:
-            os.kill(kernel.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and statedir.same_process_alive(kernel.pid):
-        time.sleep(0.05)

@@ -305,12 +305,7 @@ class Supervisor(SupervisedActor):
         # Forget the ref first: the ChildExited this stop causes must be stale.
         ref, child.ref = child.ref, None
         if ref is None:
-            # No incarnation holds the restart state (it failed, no restart is coming): let
-            # the state release what it owns, e.g. a kernel process.
-            close = getattr(child.spec.state, "close", None)
-            if close is not None:
-                close()
-            return
+            return  # down already (a restart was pending): its teardown released what it held
         timeout = child.spec.shutdown_timeout
         try:
             ref.stop(block=True, timeout=timeout)

@@ -207,13 +207,17 @@ _SETTLE_TIMEOUT_SEC = 10.0
 
 def _wait_until_handled(refs: set[pykka.ActorRef[Any]]) -> None:
     for ref in refs:
-        barrier = Barrier()
+        # An ask, not a tell: an actor that fails while the barrier waits in its mailbox drops
+        # it, and pykka then fails the ask at once (a tell would leave us waiting it out).
         try:
-            ref.tell(barrier)
+            ref.ask(Barrier(), timeout=_SETTLE_TIMEOUT_SEC)
         except pykka.ActorDeadError:
             continue
-        if not barrier.reached.wait(_SETTLE_TIMEOUT_SEC) and ref.is_alive():
-            raise TimeoutError(f"{ref} did not handle its timers within {_SETTLE_TIMEOUT_SEC}s")
+        except pykka.Timeout:
+            if ref.is_alive():
+                raise TimeoutError(
+                    f"{ref} did not handle its timers within {_SETTLE_TIMEOUT_SEC}s"
+                ) from None
 
 
 _default: RealClock | None = None

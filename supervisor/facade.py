@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 import pykka
 from nb_mcp.actors import notebook as nb
-from nb_mcp.actors.execution import KernelSlot
 from nb_mcp.actors.job import JobActor, JobSnapshot, JobSpec
 from nb_mcp.actors.kernel_protocol import KernelInfo
 from nb_mcp.actors.log import LogActor, emit
@@ -32,7 +31,7 @@ from nb_mcp.actors.writer import CellOutputs, EditResult
 from nb_mcp.supervisor import kernels, statedir, takeover, views
 from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor.config import Config
-from nb_mcp.supervisor.notebook_tree import notebook_spec
+from nb_mcp.supervisor.notebook_tree import TakenOver, notebook_spec
 from nb_mcp.supervisor.paths import PathError, Scope, notebook_path, within
 from nb_mcp.supervisor.results import (
     CellRead,
@@ -117,7 +116,7 @@ class Facade:
         self._root_proxy = self._root.proxy()
         self._record = statedir.ServerRecord(
             pid=os.getpid(),
-            start_ticks=statedir.process_start_ticks(os.getpid()),
+            start_time=statedir.process_started(os.getpid()),
             started_at=time.time(),
             cwd=str(self.cwd),
             log_path=str(self.config.log_path),
@@ -465,8 +464,8 @@ class Facade:
         taken: list[Path] = []
         stale: set[Path] = set()
         for record in takeover.left_running(self.config.state_dir):
-            notebook = Path(record["notebook"])
-            slot = takeover.attach(record, self.config.state_dir)
+            notebook = Path(record.notebook or "/")
+            slot = takeover.attach(record)
             if slot is None:
                 stale.add(notebook)
                 continue
@@ -611,7 +610,7 @@ class Facade:
         opened = self._ask(writer.open(create))
         return notebook, writer, opened.created
 
-    def _subtree(self, path: Path, kernel: KernelSlot | None = None) -> _Notebook:
+    def _subtree(self, path: Path, kernel: TakenOver | None = None) -> _Notebook:
         with self._lock:
             if self._stopped or self._root is None:
                 raise NbError("nb is shutting down")

@@ -2,7 +2,7 @@
 
 The rules are actors/environment.py's; this is where the facade applies them to a session (its
 roots, environment and settings) and to the kernel already running, and turns them into a
-`KernelLaunch` for the KernelActor and a metadata edit for the WriterActor.
+`KernelLaunch` for the kernel actors and a metadata edit for the WriterActor.
 """
 
 from __future__ import annotations

@@ -1,23 +1,36 @@
-"""One notebook's subtree: its writer, its kernel, and (added per job) its jobs.
+"""One notebook's subtree: its writer, its kernel's three actors, and (added per job) its jobs.
 
 ```
-NotebookSupervisor (one_for_one)
-├── WriterActor    permanent: owns the document
-├── KernelActor    permanent: owns the kernel's client; its KernelSlot is the restart state
-└── JobActor …     temporary: one per job, FIFO through the kernel's queue
+NotebookSupervisor (one_for_one, 5 restarts in 60 s)
+├── WriterActor     "writer"   permanent: owns the document
+├── TurnQueue       "turns"    permanent: jobs take turns on the kernel through it (FIFO)
+├── KernelProcess   "process"  permanent: owns the kernel process; answers status and the tools
+├── KernelSession   "kernel"   permanent: the channels, the cell in flight, deadlines; restarted
+│                              on a channel failure (same kernel) or a kernel death
+└── JobActor …                 temporary: one per job
 ```
+
+The queue and the process never restart because of the kernel: a session that fails hands
+what it was doing to the queue, and the next one resumes it on the kernel the process kept.
+Only the session's failures count in practice, so "five in a minute" is five kernel deaths or
+channel failures, as the events name it (`supervisor.child_restarted`, child "kernel").
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
-from nb_mcp.actors.backend import Limits
-from nb_mcp.actors.execution import KernelSlot
-from nb_mcp.actors.kernel import KernelActor
+from nb_mcp.actors.backend import Limits, LocalBackends
+from nb_mcp.actors.job import JobActor, JobSnapshot, JobSpec
+from nb_mcp.actors.kernel_process import BackendFactory, Inheritance, KernelProcess
+from nb_mcp.actors.kernel_session import KernelSession
 from nb_mcp.actors.log import emit
 from nb_mcp.actors.refs import NotebookRefs
+from nb_mcp.actors.turns import TurnQueue
 from nb_mcp.actors.writer import WriterActor
+from nb_mcp.supervisor.clock import Clock, real_clock
 from nb_mcp.supervisor.config import Config
 from nb_mcp.supervisor.tree import ChildSpec, Restart, Supervisor
 
@@ -27,11 +40,71 @@ MAX_RESTARTS = 5
 PERIOD_SEC = 60.0
 
 
+@dataclass(frozen=True)
+class TakenOver:
+    """A kernel an earlier daemon left running, and the job that carries on its running cell."""
+
+    inheritance: Inheritance
+    resumed_job: JobSpec | None = None
+
+
 def notebook_spec(
-    path: Path, refs: NotebookRefs, config: Config, kernel: KernelSlot | None = None
+    path: Path,
+    refs: NotebookRefs,
+    config: Config,
+    kernel: TakenOver | None = None,
+    *,
+    clock: Clock | None = None,
+    backends: BackendFactory | None = None,
 ) -> ChildSpec:
-    """The subtree's spec; `kernel` carries a kernel taken over from an earlier daemon."""
+    """The subtree's spec; `kernel` carries a kernel taken over from an earlier daemon.
+    `clock` and `backends` are the seams tests replace (time, and where kernels run)."""
+    clock = clock or real_clock()
+    if backends is None:
+        limits = Limits(config.kernel_memory_mb, config.kernel_cpu_sec)
+        backends = LocalBackends(path, config.state_dir, config.kernel_transport, limits, clock)
     name = f"notebook:{path}"
+    children = [
+        ChildSpec(
+            id="writer",
+            actor_class=WriterActor,
+            kwargs={"path": path, "flush_interval": config.flush_interval_sec, "refs": refs},
+            shutdown_timeout=30.0,
+        ),
+        ChildSpec(id="turns", actor_class=TurnQueue, kwargs={"refs": refs}),
+        ChildSpec(
+            id="process",
+            actor_class=KernelProcess,
+            kwargs={
+                "refs": refs,
+                "backends": backends,
+                "clock": clock,
+                "inherited": kernel.inheritance if kernel else None,
+            },
+            shutdown_timeout=15.0,
+        ),
+        ChildSpec(
+            id="kernel",
+            actor_class=KernelSession,
+            kwargs={
+                "refs": refs,
+                "clock": clock,
+                "progress_interval": config.progress_interval_sec,
+            },
+        ),
+    ]
+    if kernel is not None and kernel.resumed_job is not None:
+        done: Future[JobSnapshot] = Future()  # nobody waits on it: its events and file tell
+        job = kernel.resumed_job
+        children.append(
+            ChildSpec(
+                id=f"job:{job.job_id}",
+                actor_class=JobActor,
+                restart=Restart.TEMPORARY,
+                kwargs={"spec": job, "refs": refs, "done": done, "clock": clock},
+                shutdown_timeout=20.0,
+            )
+        )
     return ChildSpec(
         id=name,
         actor_class=Supervisor,
@@ -41,32 +114,7 @@ def notebook_spec(
             "max_restarts": MAX_RESTARTS,
             "period": PERIOD_SEC,
             "emit": emit,
-            "children": [
-                ChildSpec(
-                    id="writer",
-                    actor_class=WriterActor,
-                    kwargs={
-                        "path": path,
-                        "flush_interval": config.flush_interval_sec,
-                        "refs": refs,
-                    },
-                    shutdown_timeout=30.0,
-                ),
-                ChildSpec(
-                    id="kernel",
-                    actor_class=KernelActor,
-                    kwargs={
-                        "refs": refs,
-                        "state_dir": config.state_dir,
-                        "start_timeout": config.kernel_start_timeout_sec,
-                        "progress_interval": config.progress_interval_sec,
-                        "transport": config.kernel_transport,
-                        "limits": Limits(config.kernel_memory_mb, config.kernel_cpu_sec),
-                    },
-                    state=kernel or KernelSlot(notebook=path),
-                    shutdown_timeout=15.0,
-                ),
-            ],
+            "children": children,
         },
         shutdown_timeout=60.0,
     )

@@ -29,8 +29,10 @@ class ChildSpec:
     """How to start one child, and what to do when it exits.
 
     `state` is the restart state: the very same object is handed to every
-    incarnation, so whatever must outlive a crash (a kernel process, a counter)
-    lives there rather than on the actor.
+    incarnation (a counter of incarnations, say). Prefer a sibling that does not
+    fail to hold what must outlive a crash: a state object that every
+    incarnation mutates has no owner, and nothing releases it when the
+    supervisor gives up.
     """
 
     id: str

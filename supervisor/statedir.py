@@ -2,7 +2,8 @@
 
 Layout (folder 0700, files 0600):
   servers/<pid>.json   one per running server: pid, start time, cwd, log path, version
-  kernels/<id>.json    one per kernel a server started: pid, notebook, connection file, owner
+  kernels/<id>.json    one per kernel a server started: pid and start time, notebook,
+                       connection file, owner, the cell in flight (KernelRecord reads them)
   kernels/<id>.log     that kernel's own stdout/stderr (never the server's stdout); removed by
                        `nb cleanup` and by the daemon as it exits once no process writes it
   events.log           the event log of the daemon and of `nb run` (unless NB_MCP_LOG_PATH)
@@ -26,6 +27,31 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from nb_mcp.supervisor.processes import (
+    process_started,
+    recorded_start,
+    same_process_alive,
+    stop_group,
+)
+
+__all__ = [
+    "KernelRecord",
+    "ServerRecord",
+    "daemon_record",
+    "daemon_socket",
+    "ensure",
+    "kernel_records",
+    "process_started",
+    "prune_job_records",
+    "read_records",
+    "record_job",
+    "recorded_start",
+    "remove",
+    "same_process_alive",
+    "this_process",
+    "write_record",
+]
 
 
 def ensure(state_dir: Path) -> Path:
@@ -63,33 +89,85 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses; fields after it are fixed.
-    return stat[stat.rindex(")") + 2 :].split()
+@dataclass(frozen=True)
+class KernelRecord:
+    """A kernel nb started, as its record in the state dir tells (read here, and only here)."""
+
+    path: Path
+    kernel_id: str
+    pid: int | None
+    pgid: int | None
+    started: float | int | None  # the process's identity beside its pid (see processes.py)
+    server_pid: int | None
+    server_started: float | int | None
+    notebook: str | None
+    kernel_name: str | None
+    connection_file: str | None
+    started_at: float | None
+    in_flight: dict[str, Any] | None
+    data: dict[str, Any]  # the record as written, for what only one reader needs
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> KernelRecord:
+        path = Path(data["record_path"])
+        return cls(
+            path=path,
+            kernel_id=str(data.get("kernel_id") or path.stem),
+            pid=_integer(data.get("pid")),
+            pgid=_integer(data.get("pgid")),
+            started=recorded_start(data),
+            server_pid=_integer(data.get("server_pid")),
+            server_started=recorded_start(data, "server_"),
+            notebook=_text(data.get("notebook")),
+            kernel_name=_text(data.get("kernel_name")),
+            connection_file=_text(data.get("connection_file")),
+            started_at=_number(data.get("started_at")),
+            in_flight=in_flight if isinstance(in_flight := data.get("in_flight"), dict) else None,
+            data=data,
+        )
+
+    def alive(self) -> bool:
+        """The kernel process runs (and is the one recorded, not a reuse of its pid)."""
+        return self.pid is not None and same_process_alive(self.pid, self.started)
+
+    def owner_alive(self) -> bool:
+        """The server that started it (or took it over) still runs."""
+        return self.server_pid is not None and same_process_alive(
+            self.server_pid, self.server_started
+        )
+
+    def stop(self, grace: float) -> None:
+        """Stop the kernel process (and what its cells spawned), if it still runs."""
+        if self.pid is not None:
+            stop_group(self.pid, self.pgid, grace=grace, started=self.started)
 
 
-def process_start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot: tells a pid from its reuse."""
-    fields = _stat_fields(pid)
-    return None if fields is None else int(fields[19])
+def kernel_records(state_dir: Path) -> list[KernelRecord]:
+    """Every local kernel recorded in the state dir."""
+    return [KernelRecord.parse(data) for data in read_records(state_dir / "kernels")]
 
 
-def same_process_alive(pid: int, start_ticks: int | None = None) -> bool:
-    """True if `pid` runs (a zombie does not) and is the process recorded, not a reuse."""
-    fields = _stat_fields(pid)
-    if fields is None or fields[0] in ("Z", "X"):
-        return False
-    return start_ticks is None or int(fields[19]) == start_ticks
+def this_process() -> dict[str, Any]:
+    """How a record names the process writing it as a kernel's owner."""
+    return {"server_pid": os.getpid(), "server_start_time": process_started(os.getpid())}
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 @dataclass(frozen=True)
 class ServerRecord:
     pid: int
-    start_ticks: int | None
+    start_time: float | None
     started_at: float
     cwd: str
     log_path: str
@@ -113,8 +191,7 @@ def record_job(state_dir: Path, job_id: str, log_path: Path, notebook: Path) -> 
             "job_id": job_id,
             "log_path": str(log_path),
             "notebook": str(notebook),
-            "server_pid": os.getpid(),
-            "server_start_ticks": process_start_ticks(os.getpid()),
+            **this_process(),
             "submitted_at": time.time(),
         },
     )
@@ -151,6 +228,6 @@ def daemon_record(state_dir: Path) -> dict[str, Any] | None:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not same_process_alive(record["pid"], record.get("start_ticks")):
+    if not same_process_alive(record["pid"], recorded_start(record)):
         return None
     return record

@@ -2,38 +2,41 @@
 
 A kernel outlives the daemon that started it (it is launched independent of its parent). Its
 record in the state dir names its connection file and the cell it was running. A new daemon
-takes over those that still answer their heartbeat, resuming the cell in flight, and stops the
-rest.
+takes over those that still answer their heartbeat — the notebook's KernelProcess adopts the
+kernel, and a job of its own carries on the cell that was running — and stops the rest.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from nb_mcp.actors import notebook as nb
-from nb_mcp.actors.backend import AttachedBackend, heartbeat_answers
-from nb_mcp.actors.execution import Execution, KernelSlot
+from nb_mcp.actors.attached_backend import AttachedBackend, heartbeat_answers
+from nb_mcp.actors.job import JobSpec
+from nb_mcp.actors.kernel_process import Inheritance
+from nb_mcp.actors.kernel_protocol import Resumed
+from nb_mcp.actors.launch import KernelLaunch
 from nb_mcp.actors.log import emit
 from nb_mcp.supervisor import statedir
+from nb_mcp.supervisor.notebook_tree import TakenOver
 
 
-def left_running(state_dir: Path) -> Iterator[dict[str, Any]]:
+def left_running(state_dir: Path) -> Iterator[statedir.KernelRecord]:
     """Records of kernels whose server is gone (a live server's kernels are not ours)."""
-    for record in statedir.read_records(state_dir / "kernels"):
-        if not statedir.same_process_alive(record["server_pid"], record.get("server_start_ticks")):
+    for record in statedir.kernel_records(state_dir):
+        if not record.owner_alive():
             yield record
 
 
-def attach(record: dict[str, Any], state_dir: Path) -> KernelSlot | None:
-    """A restart state for a kernel that still answers, its in-flight cell resumed; else None
-    (the kernel is stopped and its files removed)."""
+def attach(record: statedir.KernelRecord) -> TakenOver | None:
+    """The kernel, to be adopted, and its in-flight cell's job, if the kernel still answers;
+    else None (the kernel is stopped and its files removed)."""
     try:
-        backend = AttachedBackend(record, state_dir)
+        backend = AttachedBackend(record)
     except (OSError, ValueError, KeyError) as error:
-        statedir.remove(Path(record["record_path"]))
+        statedir.remove(record.path)
         _left_behind(record, f"its record or connection file is unusable ({error!r})")
         return None
     if not backend.is_alive():
@@ -45,41 +48,46 @@ def attach(record: dict[str, Any], state_dir: Path) -> KernelSlot | None:
         _left_behind(record, "it did not answer its heartbeat, so it was stopped")
         return None
     backend.adopt()
-    slot = KernelSlot(
-        notebook=Path(record["notebook"]),
-        backend=backend,
-        kernel_name=record["kernel_name"],
-        choice=backend.choice,
-        state="idle",
-        started_at=record.get("started_at"),
-        reattached=True,
-        recovery_note=f"⚠ nb's daemon was replaced at {nb.clock()}; output from the cell "
-        "between the two daemons may be missing",
+    resumed = _resumed(record)
+    inheritance = Inheritance(backend, backend.choice, record.started_at, resumed)
+    if resumed is None:
+        return TakenOver(inheritance)
+    job = JobSpec(
+        job_id=resumed.job_id,
+        notebook=Path(record.notebook or "/"),
+        kind="resumed",
+        cell_ids=(resumed.cell_id,),
+        launch=KernelLaunch(choice=backend.choice),
+        timeout=None,
+        resumed=resumed,
     )
-    in_flight = record.get("in_flight")
-    if in_flight:
-        ran_for = max(0.0, time.time() - in_flight.get("started_at", time.time()))
-        slot.execution = Execution(
-            job_id=in_flight["job_id"],
-            job=None,
-            cell_id=in_flight["cell_id"],
-            code="",
-            to_writer=True,
-            timeout=None,
-            msg_id=in_flight["msg_id"],
-            started_mono=time.monotonic() - ran_for,
+    return TakenOver(inheritance, job)
+
+
+def _resumed(record: statedir.KernelRecord) -> Resumed | None:
+    in_flight = record.in_flight
+    if not in_flight:
+        return None
+    try:
+        return Resumed(
+            job_id=str(in_flight["job_id"]),
+            cell_id=str(in_flight["cell_id"]),
+            msg_id=str(in_flight["msg_id"]),
+            started_at=float(in_flight.get("started_at") or 0.0),
+            note=f"⚠ nb's daemon was replaced at {nb.clock()}; output from the cell between "
+            "the two daemons may be missing",
         )
-        slot.turn = (in_flight["job_id"], None)
-    return slot
+    except (KeyError, TypeError, ValueError):
+        return None  # a record we cannot read the cell from: the kernel is still taken over
 
 
-def _left_behind(record: dict[str, Any], why: str) -> None:
+def _left_behind(record: statedir.KernelRecord, why: str) -> None:
+    notebook: Any = record.notebook or "/"
     emit(
         "kernel.stopped",
-        f"a kernel an earlier server left for {Path(record.get('notebook', '?')).name} was "
-        f"not taken over: {why}",
+        f"a kernel an earlier server left for {Path(notebook).name} was not taken over: {why}",
         level="warning",
-        notebook=str(record.get("notebook", "/")),
+        notebook=str(notebook),
         reason=f"left by a server that stopped; {why}",
-        kernel_pid=record.get("pid"),
+        kernel_pid=record.pid,
     )

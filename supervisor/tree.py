@@ -1,6 +1,6 @@
 """Public API of the supervision tree."""
 
-from nb_mcp.supervisor._supervised import ChildExited, SupervisedActor, Supervision
+from nb_mcp.supervisor._supervised import ChildExited, Stopping, SupervisedActor, Supervision
 from nb_mcp.supervisor._supervisor import ChildStartError, Supervisor, SupervisorGaveUp, start_root
 from nb_mcp.supervisor.spec import ChildSpec, Restart, Strategy
 
@@ -9,6 +9,7 @@ __all__ = [
     "ChildSpec",
     "ChildStartError",
     "Restart",
+    "Stopping",
     "Strategy",
     "SupervisedActor",
     "Supervision",

@@ -168,8 +168,8 @@ def without_kernel(seen: dict[str, tuple[str, int, str]]) -> dict[str, tuple[str
                 text = json.dumps(document, sort_keys=True)
                 kept[name] = (kind, 0, hashlib.blake2b(text.encode(), digest_size=16).hexdigest())
                 continue
-            except (OSError, ValueError, AttributeError):
-                pass
+            except (OSError, ValueError, AttributeError, TypeError):
+                pass  # not a notebook's shape (its metadata a list, say): compared as it is
         kept[name] = (kind, mtime, digest)
     return kept
 
