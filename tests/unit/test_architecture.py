@@ -23,7 +23,6 @@ FOLDERS = ("actors", "supervisor", "mcp_front", "ops")
 MAX_LINES = 400
 # Modules that are over the limit today and may only shrink; each is split by issue 14.
 STILL_TOO_BIG = {
-    "actors/kernel.py": 868,
     "actors/writer.py": 782,
     "supervisor/facade.py": 689,
     "actors/notebook.py": 590,
@@ -53,7 +52,6 @@ def test_the_import_contracts_hold(layout: dict[str, str]) -> None:
         [
             str(Path(sys.executable).with_name("lint-imports")),
             "--no-cache",
-            "--config",
             str(REPO / ".importlinter"),
         ],
         cwd=REPO,
