@@ -140,8 +140,8 @@ class WriteMemory:
         changes = []
         for cell_id in touched:
             cell = by_id.get(cell_id)
-            if cell is None:
-                continue
+            if cell is None or _in_progress(cell):
+                continue  # a running cell's versions carry nb's markers: no need to hash each
             print_ = fingerprint(cell)
             known = self._cells.get(cell_id)
             if known is None and print_ == _EMPTY:
@@ -210,15 +210,17 @@ class WriteMemory:
         `dirty`: nb changed the cell's outputs since its last write (no copy has them yet).
         """
         known = self._cells.get(cell_id)
+        working = _in_progress(ours)
         their_print = fingerprint(theirs)
-        our_print = fingerprint(ours) if dirty or known is None else known.fingerprint
+        fresh = dirty or working or known is None
+        our_print = fingerprint(ours) if fresh else known.fingerprint
         if their_print == our_print:
             return Verdict.SAME
+        if working:
+            return Verdict.RESTORE  # queued or running: nb is working on this cell now
         unseen = dirty or (known is not None and known.since > base)
         if not unseen:
             return Verdict.THEIRS
-        if any(nb.is_pending_marker(output) for output in ours.get("outputs", [])):
-            return Verdict.RESTORE  # queued or running: nb is working on this cell now
         if theirs.get("source") != ours.get("source"):
             return Verdict.SOURCE_EDITED
         if known is not None and known.knows(their_print):
@@ -271,6 +273,12 @@ def _is_json_mime(mime: str) -> bool:
     return mime == "application/json" or (
         mime.startswith("application/") and mime.endswith("+json")
     )
+
+
+def _in_progress(cell: Mapping[str, Any]) -> bool:
+    """Running or Queued: nb pins that marker first while it works on the cell."""
+    outputs = cell.get("outputs") or []
+    return bool(outputs) and nb.is_pending_marker(outputs[0])
 
 
 def _code_cells(doc: Mapping[str, Any]) -> list[Any]:

@@ -40,8 +40,9 @@ T = TypeVar("T")
 _RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 _MAX_MERGE_ROUNDS = 5
 _RUNS_KEPT = 64
-# After writing outputs, look at the file now and then for a while even with nothing to write:
-# an editor holding a copy from before them may save it once the job is over.
+# While cells run and after writing outputs, look at the file now and then even with nothing to
+# write: a silent cell's notebook may be deleted, an editor holding a copy from before the
+# outputs may save it once the job is over.
 _WATCH_EVERY_SEC = 1.0
 _WATCH_FOR_SEC = 120.0
 
@@ -662,7 +663,7 @@ class WriterActor(SupervisedActor):
             return
         with contextlib.suppress(nb.NotebookError):  # a folder there: the next write says so
             self._sync()
-        if time.monotonic() < self._watch_until:
+        if self._live or time.monotonic() < self._watch_until:
             self._watch = Timer(_WATCH_EVERY_SEC, self.actor_ref, _Look())
 
     def _keep_watching(self) -> None:
@@ -743,7 +744,7 @@ class WriterActor(SupervisedActor):
                 continue
             self._memory.written(stamped)
             self._set_seen(disk_sync.Seen(done.identity, disk_sync.digest(data), done.fd))
-            if stamped.changes:
+            if stamped.changes or self._live:  # outputs written, or on their way
                 self._keep_watching()
             return
         raise OSError(errno.EAGAIN, "the file kept changing while nb wrote it")
