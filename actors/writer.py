@@ -604,7 +604,7 @@ class WriterActor(SupervisedActor):
         if merged.restored:
             self._restored.update(dict.fromkeys(merged.restored))
             self._dirty = True
-            self._write_soon()
+            self._schedule_flush()  # at the streaming cadence: an editor may save again and again
 
     # ------------------------------------------------------------ a file deleted, or new
 
