@@ -253,7 +253,8 @@ class JobActor(SupervisedActor):
             cell = doc.cells[index]
             return cell["source"], index, cell["cell_type"]
 
-        return self._refs.writer().query(read).get(timeout=60)
+        # A notebook deleted on disk meanwhile: the job runs on from nb's copy.
+        return self._refs.writer().query(read, deleted_ok=True).get(timeout=60)
 
     def _on_progress(self, progress: CellProgress) -> None:
         if self._current is not None and self._cells[self._current].cell_id == progress.cell_id:

@@ -569,10 +569,17 @@ def is_pending_marker(output: Any) -> bool:
     return is_marker(output) and text[len(MARKER_PREFIX) :].startswith((RUNNING, QUEUED))
 
 
-def replace_stale_markers(notebook: NotebookNode, at: float) -> int:
-    """Replace Running/Queued markers a stopped server left behind; return how many cells."""
+def replace_stale_markers(
+    notebook: NotebookNode, at: float, keep: frozenset[str] | set[str] = frozenset()
+) -> int:
+    """Replace Running/Queued markers a stopped server left behind; return how many cells.
+
+    `keep`: ids of cells whose markers are this server's own (it is running or queueing them).
+    """
     cells = 0
     for cell in notebook.cells:
+        if cell["id"] in keep:
+            continue
         outputs = cell.get("outputs") or []
         if any(is_pending_marker(output) for output in outputs):
             cell["outputs"] = [stopped_marker(at)] + [o for o in outputs if not is_marker(o)]

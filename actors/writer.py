@@ -6,16 +6,17 @@ edit or a cell's start and end, and at most once per flush interval while output
 
 Before every read of its document and every write it checks whether someone else changed the
 file. If so it reloads and replays its unwritten changes by cell id, so a cell a person added,
-moved or edited by hand survives, and so does streamed output. A write that fails keeps
-everything in memory, is retried with back-off, and is reported in the next tool reply.
+moved or edited by hand survives, and so does streamed output (actors/merge.py); outputs it
+wrote that an editor's stale copy took away are put back (actors/write_memory.py). A file a
+person deleted stays deleted: nothing is written there until an edit creates a new notebook.
+A write that fails keeps everything in memory, is retried with back-off, and is reported in
+the next tool reply.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
-import os
 import time
 import traceback
 from collections import OrderedDict
@@ -24,12 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nb_mcp.actors import atomic
+from nb_mcp.actors import atomic, disk_sync, writer_reports
 from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.log import emit
+from nb_mcp.actors.merge import merge
 from nb_mcp.actors.outputs import OutputBuilder
 from nb_mcp.actors.refs import NotebookRefs
 from nb_mcp.actors.timers import Timer
+from nb_mcp.actors.write_memory import WriteMemory
 from nb_mcp.supervisor.tree import SupervisedActor, Supervision
 from nbformat import NotebookNode
 
@@ -37,16 +40,11 @@ T = TypeVar("T")
 _RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 _MAX_MERGE_ROUNDS = 5
 _RUNS_KEPT = 64
-
-
-@dataclass(frozen=True)
-class _Stamp:
-    """What the file looked like when we last read or wrote it."""
-
-    mtime_ns: int
-    size: int
-    inode: int
-    digest: str
+# While cells run and after writing outputs, look at the file now and then even with nothing to
+# write: a silent cell's notebook may be deleted, an editor holding a copy from before the
+# outputs may save it once the job is over.
+_WATCH_EVERY_SEC = 1.0
+_WATCH_FOR_SEC = 120.0
 
 
 @dataclass
@@ -110,6 +108,10 @@ class _WriteNow:
     """Told to ourselves: write once the messages already queued are handled."""
 
 
+class _Look:
+    """Time to look at the file (from the watch timer)."""
+
+
 class WriterActor(SupervisedActor):
     def __init__(
         self,
@@ -124,7 +126,14 @@ class WriterActor(SupervisedActor):
         self._refs = refs
         self._flush_interval = flush_interval
         self._doc: NotebookNode | None = None
-        self._stamp: _Stamp | None = None
+        self._seen: disk_sync.Seen | None = None  # the file last read or written
+        self._deleted = False  # a person deleted the file: the document is only in memory
+        self._orphan: NotebookNode | None = None  # the deleted one, while an edit starts anew
+        self._memory = WriteMemory()
+        self._restored: dict[str, None] = {}  # cells whose outputs went back, for a notice
+        self._queued: set[str] = set()  # cells marked Queued by us, not started yet
+        self._watch: Timer | None = None
+        self._watch_until = 0.0
         self._pending_ops: list[nb.Op] = []
         self._dirty_cells: set[str] = set()
         self._dirty = False
@@ -154,8 +163,11 @@ class WriterActor(SupervisedActor):
             self._refs.unregister("writer", self.actor_ref)
         if self._timer is not None:
             self._timer.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
         if self._dirty and self._doc is not None:
             self._write(final=True)
+        self._set_seen(None)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _FlushDue):
@@ -183,6 +195,9 @@ class WriterActor(SupervisedActor):
             if self._dirty:
                 self._write()
             return None
+        if isinstance(message, _Look):
+            self._on_look()
+            return None
         return super().on_receive(message)
 
     def _write_soon(self) -> None:
@@ -197,19 +212,34 @@ class WriterActor(SupervisedActor):
 
     # ------------------------------------------------------------ requests from tools (asks)
 
-    def open(self, create: bool = False) -> OpenResult:
-        """Load the notebook (creating an empty one if asked); raise NotebookError if unusable."""
+    def open(self, create: bool = False, deleted_ok: bool = False) -> OpenResult:
+        """Load the notebook (creating an empty one if asked); raise NotebookError if unusable.
+
+        A notebook deleted on disk is "no notebook" (`create`: a new one starts); with
+        `deleted_ok` (a job finishing its cells) the deleted document is still read.
+        """
         created = False
         if self._doc is None:
             created = self._load(create)
         else:
             self._sync()
+            if self._deleted and self._blocked_reason is not None:
+                raise nb.NotebookError(self._blocked_reason)
+            if self._deleted and create:
+                self._start_afresh()
+                created = True
+            elif self._deleted and not deleted_ok:
+                raise nb.NotebookError(
+                    f"no notebook at {self.path} (it was deleted; insert_cell creates a new one)"
+                )
         assert self._doc is not None
         return OpenResult(cells=len(self._doc.cells), created=created)
 
-    def query(self, reader: Callable[[NotebookNode], T]) -> T:
+    def query(self, reader: Callable[[NotebookNode], T], deleted_ok: bool = False) -> T:
         """Run a pure reader on the current document (after picking up changes on disk)."""
-        self.open()
+        if deleted_ok and self._doc is None and not self.path.exists():
+            return reader(nb.new_notebook())
+        self.open(deleted_ok=deleted_ok)
         assert self._doc is not None
         self._compose_live()
         return reader(self._doc)
@@ -223,7 +253,7 @@ class WriterActor(SupervisedActor):
             index = op.apply(self._doc)  # raises before changing anything
         except nb.NotebookError:
             if created:
-                self._doc = None  # a refused edit creates no file
+                self._undo_create()  # a refused edit creates no file
             raise
         self._pending_ops.append(op)
         self._dirty = True
@@ -231,11 +261,18 @@ class WriterActor(SupervisedActor):
         if isinstance(op, nb.ClearOutputs):
             self._forget_outputs(None if op.every_cell else op.cell_id)
         error = self._write()
+        if self._deleted:  # deleted while this edit was being written
+            raise nb.NotebookError(
+                f"{self.path.name} was deleted on disk while nb wrote this edit; nothing was "
+                "written (insert_cell creates a new notebook)"
+            )
         if created:
             if error is not None:
-                self._doc, self._dirty = None, False
-                self._pending_ops.clear()
+                self._undo_create()
                 raise nb.NotebookError(f"cannot create {self.path}: {error}")
+            if self._orphan is not None:
+                self._orphan = None
+                self._notices.append(writer_reports.created_anew(self.path))
             emit("notebook.created", f"created {self.path.name}", notebook=str(self.path))
         emit(
             "notebook.edited",
@@ -257,9 +294,13 @@ class WriterActor(SupervisedActor):
 
     def take_notices(self) -> list[str]:
         """What the agent should hear about in its next reply (failed writes, dropped output)."""
-        notices, self._notices = self._notices, []
+        notices, self._notices = list(dict.fromkeys(self._notices)), []
+        if self._restored:
+            notices.append(writer_reports.restored(self.path, list(self._restored)))
+            self._restored.clear()
         if self._failing_since is not None:
-            notices.append(self._failure_notice())
+            failing_for = time.monotonic() - self._failing_since
+            notices.append(writer_reports.failing(self.path, failing_for, self._last_error))
         return notices
 
     def flush(self) -> WriterStats:
@@ -316,6 +357,7 @@ class WriterActor(SupervisedActor):
             previous = nb.without_markers(cell.get("outputs", []))
             cell["outputs"] = [nb.queued_marker(position, total, job_id, at), *previous]
             self._dirty_cells.add(cell_id)
+            self._queued.add(cell_id)
         self._dirty = True
 
     def cell_started(
@@ -331,6 +373,7 @@ class WriterActor(SupervisedActor):
         if queued:
             self._mark_queued(job_id, queued, at, first=position + 1, total=of)
         self._builder.forget(cell_id)
+        self._queued.discard(cell_id)
         self._live[cell_id] = _LiveCell(marker=nb.running_marker(position, of, at))
         self._dirty_cells.add(cell_id)
         self._dirty = True
@@ -381,6 +424,7 @@ class WriterActor(SupervisedActor):
     ) -> None:
         """A cell ended; `last`: it was its job's last, so its reply is about to need it."""
         live = self._live.pop(cell_id, None)
+        self._queued.discard(cell_id)
         outputs = [] if live is None else live.outputs
         count = (
             execution_count
@@ -415,6 +459,7 @@ class WriterActor(SupervisedActor):
         if self._doc is None:
             return
         for cell_id in cell_ids:
+            self._queued.discard(cell_id)
             cell = self._code_cell(cell_id)
             if cell is None:
                 continue
@@ -469,167 +514,162 @@ class WriterActor(SupervisedActor):
         """A running cell's outputs have nowhere to go: it was deleted, or is no longer code."""
         retyped = self._doc is not None and nb.cell_by_id(self._doc, cell_id) is not None
         what = "was changed to a markdown or raw cell" if retyped else "was deleted"
-        self._notify_dropped(cell_id, f"the cell {what} while it ran", retyped)
-
-    def _drop(self, cell_id: str, outputs: list[Any], reason: str) -> None:
-        self._dropped[cell_id] = outputs
-        self._notify_dropped(cell_id, reason)
-
-    def _notify_dropped(self, cell_id: str, reason: str, retyped: bool = False) -> None:
-        emit(
-            "writer.output_dropped",
-            f"output for cell {cell_id} not written to {self.path.name}: {reason}",
-            level="warning",
-            notebook=str(self.path),
-            cell_id=cell_id,
-            reason=reason,
-        )
-        what = "became a markdown or raw cell" if retyped else "was deleted from the file"
+        reason = f"the cell {what} while it ran"
         self._notices.append(
-            f"cell {cell_id} {what} while it ran; its outputs were not written "
-            "(they are in this reply when the job finishes)"
+            writer_reports.running_cell_dropped(self.path, cell_id, reason, retyped)
         )
+
+    # ------------------------------------------------------------ reading the file
 
     def _load(self, create: bool) -> bool:
         try:
-            text, stamp = self._read_file()
+            data, seen = disk_sync.read(self.path)
         except FileNotFoundError:
             if not create:
                 raise nb.NotebookError(f"no notebook at {self.path}") from None
             # In memory only: the edit that asked for it writes it, if the edit is valid.
             self._doc = nb.new_notebook()
+            self._memory.loaded(self._doc)
             return True
-        doc, upgrade = nb.parse(text)
-        self._doc, self._stamp = doc, stamp
-        stale = nb.replace_stale_markers(doc, time.time())
+        try:
+            doc, upgrade = nb.parse(_text(data))
+        except nb.NotebookError:
+            seen.close()
+            raise
+        self._doc = doc
+        self._set_seen(seen)
+        self._memory.loaded(doc)
+        self._after_reading(doc, upgrade)
+        return False
+
+    def _after_reading(self, doc: NotebookNode, upgrade: nb.Upgrade) -> None:
+        """Ids given and nbformat upgraded, stale markers replaced: written at once."""
+        stale = nb.replace_stale_markers(doc, time.time(), keep=self._queued | set(self._live))
         if upgrade.changed or stale:
             self._dirty = True
             self._dirty_cells.update(nb.cell_ids(doc))
             self._write()
-        if upgrade.changed:
-            emit(
-                "notebook.upgraded",
-                f"{self.path.name}: gave {upgrade.ids_added} cells ids"
-                + (
-                    f", upgraded from nbformat {upgrade.from_version} to 4.5"
-                    if upgrade.from_version
-                    else ""
-                ),
-                notebook=str(self.path),
-                ids_added=upgrade.ids_added,
-                from_version=upgrade.from_version or "4.5",
-            )
-        if stale:
-            emit(
-                "notebook.stale_markers_replaced",
-                f"{self.path.name}: {stale} cells had Running/Queued markers from a server "
-                "that stopped",
-                notebook=str(self.path),
-                cells=stale,
-            )
-        return False
+        writer_reports.read(self.path, upgrade, stale)
 
-    def _read_file(self) -> tuple[str, _Stamp]:
-        if self.path.is_dir():
-            raise nb.NotebookError(f"{self.path} is a directory, not a notebook")
-        try:
-            with open(self.path, "rb") as handle:
-                data = handle.read()
-                stat = os.fstat(handle.fileno())
-        except IsADirectoryError:
-            raise nb.NotebookError(f"{self.path} is a directory, not a notebook") from None
-        except PermissionError as error:
-            raise nb.NotebookError(f"cannot read {self.path}: {error.strerror}") from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise nb.NotebookError(
-                f"the file is not UTF-8 text (byte {error.start}); it was left untouched"
-            ) from None
-        return text, _Stamp(stat.st_mtime_ns, stat.st_size, stat.st_ino, _digest(data))
-
-    def _disk_changed(self) -> tuple[str, _Stamp] | None:
-        """The file's text if someone else changed it since our last read or write."""
-        try:
-            stat = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        stamp = self._stamp
-        if stamp is not None and (stat.st_mtime_ns, stat.st_size, stat.st_ino) == (
-            stamp.mtime_ns,
-            stamp.size,
-            stamp.inode,
-        ):
-            return None
-        text, new_stamp = self._read_file()
-        if stamp is not None and new_stamp.digest == stamp.digest:
-            self._stamp = new_stamp  # touched, not changed
-            return None
-        return text, new_stamp
+    def _set_seen(self, seen: disk_sync.Seen | None) -> None:
+        if self._seen is not None and self._seen is not seen:
+            self._seen.close()
+        self._seen = seen
 
     def _sync(self) -> None:
         """Pick up a change someone else made to the file, keeping ours on top of it."""
-        changed = self._disk_changed()
-        if changed is None:
+        look = disk_sync.look(self.path, self._seen)
+        if not isinstance(look, disk_sync.Changed):
+            self._blocked_reason = None
+            if look is disk_sync.GONE:
+                self._deleted_on_disk()
+            return
+        self._take_in(look.data, look.seen, look.same_bytes)
+
+    def _take_in(self, data: bytes, seen: disk_sync.Seen, same_bytes: bool = False) -> None:
+        """A file someone else wrote (at the path, or displaced by ours): merge it."""
+        if same_bytes:  # touched, not changed
+            self._set_seen(seen)
             self._blocked_reason = None
             return
-        text, stamp = changed
         try:
-            disk_doc, _ = nb.parse(text)
+            disk_doc, upgrade = nb.parse(_text(data))
         except nb.NotebookError as error:
+            seen.close()
             # Half-saved or broken by hand: never overwrite it; keep ours in memory.
             self._blocked_reason = f"the file on disk is not a valid notebook right now ({error})"
             return
         self._blocked_reason = None
-        self._merge(disk_doc, stamp)
+        if self._deleted:
+            self._recreated(disk_doc, upgrade, seen)
+        else:
+            self._merge(disk_doc, seen)
 
-    def _merge(self, disk_doc: NotebookNode, stamp: _Stamp) -> None:
+    def _merge(self, disk_doc: NotebookNode, seen: disk_sync.Seen) -> None:
         assert self._doc is not None
-        reapplied = dropped = 0
-        for op in self._pending_ops:
-            note = op.replay(disk_doc)
-            if note is None:
-                reapplied += 1
-            else:
-                dropped += 1
-                self._notices.append(note)
-                emit(
-                    "writer.output_dropped",
-                    note,
-                    level="warning",
-                    notebook=str(self.path),
-                    cell_id=getattr(op, "cell_id", None) or "-",
-                    reason=note,
-                )
-        for cell_id in self._dirty_cells:
-            ours = nb.cell_by_id(self._doc, cell_id)
-            theirs = nb.cell_by_id(disk_doc, cell_id)
-            if ours is None or ours["cell_type"] != "code":
-                continue
-            if theirs is None:
-                if cell_id not in self._live:
-                    self._drop(cell_id, ours.get("outputs", []), "the cell was deleted on disk")
-                    dropped += 1
-                continue
-            if theirs["cell_type"] == "code":
-                theirs["outputs"] = ours["outputs"]
-                theirs["execution_count"] = ours.get("execution_count")
-                reapplied += 1
-            elif cell_id not in self._live:
-                self._dropped[cell_id] = ours.get("outputs", [])
-                self._notify_dropped(
-                    cell_id, "the cell was changed to a markdown or raw cell on disk", True
-                )
-                dropped += 1
-        self._doc, self._stamp = disk_doc, stamp
-        emit(
-            "writer.external_change_merged",
-            f"{self.path.name} changed on disk; reloaded it and re-applied {reapplied} pending "
-            f"changes" + (f", {dropped} could not be applied" if dropped else ""),
-            notebook=str(self.path),
-            reapplied=reapplied,
-            dropped=dropped,
+        merged = merge(
+            self._doc,
+            disk_doc,
+            pending_ops=self._pending_ops,
+            dirty=self._dirty_cells,
+            live=self._live.keys(),
+            memory=self._memory,
         )
+        for dropped in merged.dropped:
+            if dropped.gone:
+                self._dropped[dropped.cell_id] = dropped.outputs  # for the job's reply
+        self._notices.extend(writer_reports.merged(self.path, merged))
+        self._doc = disk_doc
+        self._set_seen(seen)
+        if merged.restored:
+            self._restored.update(dict.fromkeys(merged.restored))
+            self._dirty = True
+            self._schedule_flush()  # at the streaming cadence: an editor may save again and again
+
+    # ------------------------------------------------------------ a file deleted, or new
+
+    def _deleted_on_disk(self) -> None:
+        """The file we knew is gone: nothing of ours goes back there."""
+        if self._deleted:
+            return
+        self._deleted = True
+        self._set_seen(None)
+        self._pending_ops.clear()
+        self._dirty_cells.clear()
+        self._restored.clear()
+        self._dirty = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._failing_since, self._failures = None, 0  # nothing left to retry
+        for live in self._live.values():
+            live.dropped = True  # its outputs go to the job's reply only
+        self._notices.append(writer_reports.deleted(self.path, len(self._live)))
+
+    def _start_afresh(self) -> None:
+        """An edit on a deleted notebook: a new, empty one (the edit writes it)."""
+        self._orphan = self._doc
+        self._doc = nb.new_notebook()
+        self._deleted = False
+        self._forget_finished_cells(self._orphan)
+        self._memory.loaded(self._doc)
+        self._notices = [n for n in self._notices if not writer_reports.is_deleted_notice(n)]
+
+    def _undo_create(self) -> None:
+        """The edit that was to create the notebook was refused or not written."""
+        self._doc, self._dirty = self._orphan, False
+        self._deleted = self._orphan is not None
+        self._orphan = None
+        self._pending_ops.clear()
+
+    def _recreated(self, doc: NotebookNode, upgrade: nb.Upgrade, seen: disk_sync.Seen) -> None:
+        """A new file where a deleted one was: read afresh, nothing of the old one in it."""
+        self._forget_finished_cells(self._doc)
+        self._doc, self._deleted = doc, False
+        self._set_seen(seen)
+        self._memory.loaded(doc)
+        self._notices.append(writer_reports.created_again(self.path))
+        self._after_reading(doc, upgrade)
+
+    def _forget_finished_cells(self, old: NotebookNode | None) -> None:
+        """What the output builder knew of cells not running is about the old file."""
+        for cell_id in nb.cell_ids(old) if old is not None else []:
+            if cell_id not in self._live:
+                self._builder.forget(cell_id)
+
+    def _on_look(self) -> None:
+        self._watch = None
+        if self._doc is None:
+            return
+        with contextlib.suppress(nb.NotebookError):  # a folder there: the next write says so
+            self._sync()
+        if self._live or time.monotonic() < self._watch_until:
+            self._watch = Timer(_WATCH_EVERY_SEC, self.actor_ref, _Look())
+
+    def _keep_watching(self) -> None:
+        self._watch_until = time.monotonic() + _WATCH_FOR_SEC
+        if self._watch is None:
+            self._watch = Timer(_WATCH_EVERY_SEC, self.actor_ref, _Look())
 
     # ------------------------------------------------------------ writing
 
@@ -652,131 +692,89 @@ class WriterActor(SupervisedActor):
             self._sync()
         except nb.NotebookError as error:
             self._blocked_reason = str(error)
-        if self._blocked_reason is not None:
-            return self._failed(OSError(self._blocked_reason), final)
-        try:
-            self._replace_file()
-        except OSError as error:
-            return self._failed(error, final)
-        self._last_write = time.monotonic()
-        self._writes += 1
+        if not self._deleted:
+            if self._blocked_reason is not None:
+                return self._failed(OSError(self._blocked_reason), final)
+            try:
+                self._replace_file()
+            except OSError as error:
+                return self._failed(error, final)
         self._pending_ops.clear()
         self._dirty_cells.clear()
         self._dirty = False
+        if self._deleted:
+            return f"{self.path.name} was deleted on disk"
+        self._last_write = time.monotonic()
+        self._writes += 1
         if self._failing_since is not None:
             failed_for = time.monotonic() - self._failing_since
             self._failing_since, self._failures = None, 0
-            emit(
-                "writer.flush_recovered",
-                f"{self.path.name} written again after {failed_for:.1f}s of failed writes",
-                notebook=str(self.path),
-                failed_for_sec=round(failed_for, 3),
-            )
-            self._notices.append(f"{self.path.name} is written to disk again")
+            self._notices.append(writer_reports.flush_recovered(self.path, failed_for))
         return None
 
     def _replace_file(self) -> None:
         """Write the document over the file without losing a save made meanwhile.
 
-        Between our last look at the disk and our rename, a person may save. The atomic
-        exchange leaves the file we displaced at hand: if it is not the one we last saw, it is
-        that save, so it is merged like any change on disk and we write again.
+        The file is replaced only if it is still the one we last read or wrote (see
+        actors/atomic.py). Otherwise a person saved (or deleted it) since our last look: their
+        save is merged like any change on disk and we write again.
         """
         for _ in range(_MAX_MERGE_ROUNDS):
             assert self._doc is not None
             self._compose_live()
+            stamped = self._memory.stamp(self._doc, self._touched())
             data = nb.serialize(self._doc).encode()
-            expected = self._stamp
-            known = (
-                None
-                if expected is None
-                else atomic.Identity(expected.inode, expected.mtime_ns, expected.size)
-            )
+            expected = None if self._seen is None else self._seen.identity
             try:
-                done = atomic.replace(self.path, data, known)
-            except atomic.ChangedMeanwhile:
-                self._sync()  # a save landed while we wrote ours: take it in, then again
+                done = atomic.replace(self.path, data, expected)
+            except atomic.ChangedMeanwhile as changed:
+                try:
+                    if changed.displaced is not None:
+                        # Ours stood at the path for a moment (a copy may come from it); the
+                        # save it displaced is back, and merged even if a newer one follows.
+                        self._memory.written(stamped)
+                        self._take_in(*disk_sync.read_open(changed.displaced, self.path))
+                    self._sync()  # take in what is there now, then write again
+                except nb.NotebookError as error:
+                    raise OSError(errno.EAGAIN, str(error)) from None
+                if self._deleted:
+                    return
                 if self._blocked_reason is not None:
                     raise OSError(errno.EAGAIN, self._blocked_reason) from None
                 continue
-            self._stamp = _Stamp(
-                done.identity.mtime_ns, done.identity.size, done.identity.inode, _digest(data)
-            )
-            if done.displaced is None:
-                return
-            with open(done.displaced, "rb") as theirs_file:
-                identity = atomic.Identity.of(os.fstat(theirs_file.fileno()))
-                if expected is None or identity == atomic.Identity(
-                    expected.inode, expected.mtime_ns, expected.size
-                ):
-                    _remove(done.displaced)
-                    return
-                # Someone saved after our last look. Put their save back first, so that a
-                # reader sees it gone for no longer than a rename; then merge it, write again.
-                restored = atomic.put_back(done.displaced, self.path)
-                displaced = theirs_file.read()
-            _remove(done.displaced)
-            saved = _Stamp(identity.mtime_ns, identity.size, identity.inode, _digest(displaced))
-            if restored:
-                self._stamp = saved
-            try:
-                theirs, _ = nb.parse(displaced.decode("utf-8"))
-            except (nb.NotebookError, UnicodeDecodeError):
-                if restored:  # a broken save is back in place: never write over it
-                    raise OSError(
-                        errno.EAGAIN,
-                        "the file on disk is not a valid notebook right now (a save in progress?)",
-                    ) from None
-                return  # it is gone and ours stands, as after a plain rename
-            self._merge(theirs, saved)
-            # ...and write again, now with their save in it.
+            self._memory.written(stamped)
+            self._set_seen(disk_sync.Seen(done.identity, disk_sync.digest(data), done.fd))
+            if stamped.changes or self._live:  # outputs written, or on their way
+                self._keep_watching()
+            return
         raise OSError(errno.EAGAIN, "the file kept changing while nb wrote it")
 
+    def _touched(self) -> set[str]:
+        """Cells whose outputs nb may have changed since its last write."""
+        touched = set(self._dirty_cells)
+        for op in self._pending_ops:
+            if isinstance(op, nb.ClearOutputs) and op.every_cell and self._doc is not None:
+                touched.update(nb.cell_ids(self._doc))
+            elif op.subject_id is not None:
+                touched.add(op.subject_id)
+        return touched
+
     def _failed(self, error: OSError, final: bool) -> str:
-        reason = _describe(error)
-        self._last_error = reason
         if self._failing_since is None:
             self._failing_since = time.monotonic()
         delay = _RETRY_DELAYS[min(self._failures, len(_RETRY_DELAYS) - 1)]
         self._failures += 1
         self._failed_writes += 1
-        emit(
-            "writer.flush_failed",
-            f"could not write {self.path.name}: {reason}; kept in memory"
-            + ("" if final else f", retrying in {delay:g}s"),
-            level="error",
-            notebook=str(self.path),
-            error=reason,
-            errno=error.errno,
-            retry_in_sec=0.0 if final else delay,
-        )
+        self._last_error = writer_reports.flush_failed(self.path, error, None if final else delay)
         if not final:
             self._timer = Timer(delay, self.actor_ref, _FlushDue())
-        return reason
-
-    def _failure_notice(self) -> str:
-        assert self._failing_since is not None
-        return (
-            f"{self.path.name} could not be written for "
-            f"{time.monotonic() - self._failing_since:.0f}s ({self._last_error}); nb keeps "
-            "its changes in memory and retries (the file on disk is the last good version)"
-        )
+        return self._last_error
 
 
-def _describe(error: OSError) -> str:
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"disk full ({error.strerror})"
-    if error.errno == errno.EFBIG:
-        return f"file size limit reached ({error.strerror})"
-    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"not writable ({error.strerror}: {error.filename or ''})".replace(": )", ")")
-    return error.strerror or str(error)
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise nb.NotebookError(
+            f"the file is not UTF-8 text (byte {error.start}); it was left untouched"
+        ) from None

@@ -363,3 +363,41 @@ def test_a_person_saving_while_nb_writes_the_file_never_loses_the_save(tmp_path,
     saved = valid_notebook(path)
     assert sources(saved) == [*reversed(notes), code], "a save by hand was lost"
     assert re.fullmatch(r"final \d+\n", stdout_of(saved["cells"][-1]))
+
+
+def test_an_editor_that_rereads_and_saves_25_times_while_a_cell_streams_loses_nothing(
+    tmp_path, workdir
+):
+    # An editor that reloads the file whenever it changes and saves after each of the
+    # person's edits (a cell added at the end), replacing the file atomically, 25 times, while
+    # a cell prints a line every 2 ms. Each save waits for nb's next write, so every one of
+    # them meets a file nb has just written, and nb meets a save in the middle of its writes.
+    env = server_env(tmp_path, NB_MCP_FLUSH_INTERVAL_SEC="0.01")
+    stop = tmp_path / "lines.stop"
+    code = (
+        "import os, time\n"
+        "n = 0\n"
+        f"while not os.path.exists({str(stop)!r}):\n"
+        "    print(f'line {n}', flush=True)\n"
+        "    n += 1\n"
+        "    time.sleep(0.002)\n"
+        "print(f'final {n}')\n"
+    )
+    with McpServer(workdir, env, tmp_path / "stderr") as server:
+        path = notebook(server, "editor.ipynb", code)
+        job_id = start(server, "editor.ipynb", index=0)
+        wait_for(lambda: "line 0" in stdout_of(load(path)["cells"][0]), what="the first line")
+        for k in range(25):
+            document = nbformat.read(path, as_version=4)
+            document.cells.append(nbformat.v4.new_markdown_cell(f"save {k}"))
+            save_as_person(path, document)
+            ours = inode(path)
+            until(lambda ours=ours: inode(path) != ours, "nb's next write after the save")
+        reply = finish(server, stop, job_id)
+        assert ": ok" in reply, reply
+    saved = valid_notebook(path)
+    assert sources(saved) == [code, *(f"save {k}" for k in range(25))], "a save was lost"
+    printed = stdout_of(saved["cells"][0]).splitlines()
+    assert printed[-1].startswith("final "), printed[-3:]
+    count = int(printed[-1].split()[1])
+    assert printed == [*(f"line {n}" for n in range(count)), f"final {count}"], "output lost"

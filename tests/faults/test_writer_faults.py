@@ -30,7 +30,7 @@ from tests.faults.writer_support import (
     stdout_of,
     valid_notebook,
 )
-from tests.helpers import McpServer, load, notebook, outputs_text, server_env, wait_for
+from tests.helpers import McpServer, notebook, outputs_text, server_env, wait_for
 
 RETRY_DELAYS = {0.5, 1.0, 2.0, 5.0, 10.0}
 
@@ -295,7 +295,7 @@ def test_exec_status_of_a_running_job_tells_the_agent_its_notebook_cannot_be_wri
         finish(server, phases, job_id)
 
 
-def test_a_notebook_replaced_by_a_folder_is_left_alone_and_written_again_once_the_folder_is_gone(
+def test_a_notebook_replaced_by_a_folder_is_left_alone_and_stays_deleted_once_the_folder_goes(
     tmp_path, workdir
 ):
     phases = Phases(tmp_path)
@@ -327,18 +327,22 @@ def test_a_notebook_replaced_by_a_folder_is_left_alone_and_written_again_once_th
             assert (path / "kept.txt").read_text() == "a person's file"
             assert not leftover_temp_files(workdir)
             shutil.rmtree(path)
-            wait_for(
-                lambda: events_of(server, "writer.flush_recovered", notebook=str(path)),
+            # Nothing is at the path now: the person removed the notebook, and it stays so.
+            (deleted,) = wait_for(
+                lambda: events_of(server, "notebook.deleted", notebook=str(path)),
                 timeout=30,
-                what="writer.flush_recovered once the folder is gone",
+                what="notebook.deleted once the folder is gone",
             )
+            assert deleted["running_cells"] == 1
         assert not watcher.problems, watcher.problems
-        told = server.call("list_cells", path="dir.ipynb")
-        assert not told.is_error and "dir.ipynb is written to disk again" in told.text, told.text
-        finish(server, phases, job_id)
-    saved = valid_notebook(path)
-    expected = "".join(f"during {i}\n" for i in range(40))
-    assert stdout_of(saved["cells"][0]) == f"before the fault\n{expected}after the fault\n"
-    assert "".join(saved["cells"][1]["source"]) == "z = 1"
-    assert load(path)["cells"][0]["execution_count"] == 1
+        reply = finish(server, phases, job_id)
+        expected = "".join(f"during {i}\n" for i in range(40))
+        assert "before the fault\n" + expected in reply + "\n", reply
+        assert "after the fault" in reply, reply
+        assert "dir.ipynb was deleted on disk" in reply, reply
+        assert not path.exists()
+        assert not events_of(server, "writer.flush_recovered", notebook=str(path))
+        listing = server.call("list_cells", path="dir.ipynb")
+        assert listing.is_error and "no notebook at" in listing.text, listing.text
+    assert not path.exists()
     assert not leftover_temp_files(workdir)
