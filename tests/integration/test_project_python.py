@@ -96,10 +96,10 @@ def test_kernel_name_still_wins_over_the_project_venv(projects: Projects, tmp_pa
         path = notebook(server, fresh("named"), PROBE)
         reply = server.call("exec_cell", path=path.name, index=0, kernel_name="python3")
         assert printed(reply.text, "prefix") == sys.prefix, reply.text  # nb's own python3
-        assert load(path)["metadata"]["nb"] == {
-            "kernelspec": "python3",
-            "kernel_rule": "kernel_name given by the call",
-        }
+        remembered = load(path)["metadata"]["nb"]
+        assert remembered["kernelspec"] == "python3", remembered
+        assert remembered["kernel_rule"] == "kernel_name given by the call", remembered
+        assert "environment" not in remembered, remembered  # a kernelspec, not a venv
         beta = projects.beta / ".venv"
         other = server.call("exec_cell", path=path.name, index=0, kernel_name=str(beta))
         assert other.is_error and "restart_kernel" in other.text, other.text
