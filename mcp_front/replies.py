@@ -186,7 +186,7 @@ def edited(result: f.Edited) -> str:
         else "Cleared the outputs of every code cell",
     }[result.op]
     created = f" (created {result.path})" if result.created else ""
-    body = f"{action} in {result.path.name}{created}; it has {result.total} cells now."
+    body = f"{action} in {result.path.name}{created}; it has {result.total} cell{'s' if result.total != 1 else ''} now."
     return with_notices(body, result.notices)
 
 

@@ -45,7 +45,7 @@ def test_a_notebook_deleted_by_hand_stays_deleted_and_the_next_insert_starts_a_n
         assert not path.exists(), tool
     reply = server.call("insert_cell", path="x.ipynb", cell_type="code", source="fresh = 1")
     assert not reply.is_error, reply.text
-    assert "it has 1 cells now" in reply.text, reply.text
+    assert "it has 1 cell now" in reply.text, reply.text
     assert "x.ipynb had been deleted on disk; nb created a new notebook" in reply.text, reply.text
     saved = valid_notebook(path)
     assert ["".join(cell["source"]) for cell in saved["cells"]] == ["fresh = 1"]
