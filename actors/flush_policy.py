@@ -18,6 +18,10 @@ from nb_mcp.actors.writer_data import FlushDue, Look
 from nb_mcp.supervisor.clock import Clock, Timer, cancel
 
 RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
+# A file this big costs tens of milliseconds to write whatever changed: a finished job's reply
+# does not wait for it (the reply carries the outputs the job kept), the write follows at the
+# streaming cadence. Below it, the reply waits for the file showing the job's end.
+BIG_FILE_BYTES = 1_000_000
 COST_SHARE = 0.05  # streaming writes take at most this share of the writer's time
 MAX_SPACING = 5.0
 # While cells run and after writing outputs, look at the file now and then even with nothing to
@@ -34,6 +38,7 @@ class FlushPolicy:
         self.ref: pykka.ActorRef[Any] | None = None  # the writer, once started
         self.last_write = float("-inf")
         self.last_cost = 0.0  # seconds the last write took
+        self.big = False  # the last file written was BIG_FILE_BYTES or more
         self.failing_since: float | None = None
         self.failures = 0
         self._flush: Timer | None = None
@@ -64,10 +69,12 @@ class FlushPolicy:
         cancel(self._flush)
         self._flush = None
 
-    def wrote(self, started: float) -> float | None:
-        """A write that began at `started` succeeded; how long writes had failed, if they had."""
+    def wrote(self, started: float, size: int = 0) -> float | None:
+        """A write of `size` bytes that began at `started` succeeded; how long writes had
+        failed, if they had."""
         now = self.clock.monotonic()
         self.last_write, self.last_cost = now, now - started
+        self.big = size >= BIG_FILE_BYTES
         if self.failing_since is None:
             return None
         failed_for = now - self.failing_since

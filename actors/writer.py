@@ -78,6 +78,7 @@ class WriterActor(CellSide, DiskSide, SupervisedActor):
         self._flush = FlushPolicy(clock or real_clock(), flush_interval)
         self._doc: NotebookNode | None = None
         self._composer = FileComposer()  # the file's per-cell pieces, as last written
+        self._written_size = 0
         self._seen: disk_sync.Seen | None = None  # the file last read or written
         self._deleted = False  # a person deleted the file: the document is only in memory
         self._orphan: NotebookNode | None = None  # the deleted one, while an edit starts anew
@@ -106,9 +107,9 @@ class WriterActor(CellSide, DiskSide, SupervisedActor):
     def teardown(self, reason: BaseException | None) -> None:
         if self._refs is not None:
             self._refs.unregister("writer", self.actor_ref)
-        self._flush.stop()
         if self._dirty and self._doc is not None:
             self._write(final=True)
+        self._flush.stop()  # after the last write, which may have set the watch
         self._set_seen(None)
 
     def on_receive(self, message: Any) -> Any:
@@ -266,8 +267,9 @@ class WriterActor(CellSide, DiskSide, SupervisedActor):
     ) -> list[CellOutputs]:
         """The cells' outputs for a job's reply: from `runs` (each finished cell's own, which
         its job kept), else what the document holds. The file is written first, so a reply
-        about a finished job never precedes the file showing it."""
-        if self._dirty:
+        about a finished job never precedes the file showing it (except a big file's: see
+        actors/flush_policy.py)."""
+        if self._dirty and not self._flush.big:
             self._write()
         self._compose_live()
         result = []

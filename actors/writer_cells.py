@@ -124,7 +124,7 @@ class CellSide:
             cell["execution_count"] = count
             self._dirty_cells.add(cell_id)
         self._dirty = True
-        if last:
+        if last and not self._flush.big:
             self._write_soon()  # the job's reply waits for this write: start it now
         else:
             # With the streaming cadence: a job of many quick cells is not one full rewrite

@@ -190,7 +190,7 @@ class DiskSide:
         if self._deleted:
             return f"{self.path.name} was deleted on disk"
         self._writes += 1
-        failed_for = self._flush.wrote(started)
+        failed_for = self._flush.wrote(started, self._written_size)
         if failed_for is not None:
             self._notices.append(writer_reports.flush_recovered(self.path, failed_for))
         return None
@@ -228,6 +228,7 @@ class DiskSide:
                 continue
             self._memory.written(stamped)
             self._set_seen(disk_sync.Seen(done.identity, composed.digest, done.fd))
+            self._written_size = composed.size
             if stamped.changes or self._live:  # outputs written, or on their way
                 self._flush.keep_watching()
             return
