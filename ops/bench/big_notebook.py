@@ -177,7 +177,7 @@ def _finished_on_disk(path: Path, expected: str) -> bool:
 def big_notebook_round_trip(ctx: Context, repeat: int | None) -> Outcome:
     sizes = ctx.sizes
     runs = sizes.big_round_trips
-    server = ctx.server("big_round_trip")
+    server = ctx.shared()
     printed = "".join(f"line {n:06d} " + "x" * 48 + "\n" for n in range(sizes.two_mb_lines))
     two_mb = _write(
         server.work / "two_mb.ipynb",
@@ -203,7 +203,7 @@ def big_notebook_round_trip(ctx: Context, repeat: int | None) -> Outcome:
         "after warm-up runs; each notebook has its kernel up.",
     )
     times: dict[str, list[float]] = {name: [] for name in notebooks}
-    for _ in range(3):
+    for _ in range(min(3, runs)):
         for path in notebooks.values():
             server.run_job("exec_cell", path=path.name, index=0)
     for i in range(runs):
@@ -235,7 +235,7 @@ def big_notebook_round_trip(ctx: Context, repeat: int | None) -> Outcome:
 def big_notebook_reads(ctx: Context, repeat: int | None) -> Outcome:
     sizes = ctx.sizes
     calls = sizes.big_reads
-    server = ctx.server("big_reads")
+    server = ctx.shared()
     lines = max(sizes.big_stream_lines, 200)
     big = _big(ctx, server, "big_reads.ipynb", _stream_code(lines * 4, sizes.big_stream_gap))
     out = Outcome(
