@@ -30,6 +30,7 @@ import errno
 import os
 import struct
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,8 +102,11 @@ class Replaced:
     fd: int  # open on that file; the caller owns it (while open, its inode is not reused)
 
 
-def replace(path: Path, data: bytes, expected: Identity | None = None) -> Replaced:
-    """Put `data` at `path` if the file there is `expected` (None: if there is no file).
+def replace(
+    path: Path, data: bytes | Sequence[bytes], expected: Identity | None = None
+) -> Replaced:
+    """Put `data` (bytes, or pieces written one after the other) at `path` if the file there
+    is `expected` (None: if there is no file).
 
     Raise ChangedMeanwhile, with nothing of ours left in place, if the file at `path` is
     another one, is gone, or (with `expected` None) appeared. The file's mode is kept.
@@ -116,9 +120,10 @@ def replace(path: Path, data: bytes, expected: Identity | None = None) -> Replac
     placed = False
     try:
         os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        for piece in [data] if isinstance(data, bytes) else data:
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view) :]
         os.fsync(fd)
         # Our identity before the rename (a rename keeps inode and mtime).
         identity = Identity.of(os.fstat(fd))

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +23,22 @@ from nb_mcp.actors.atomic import Identity
 
 
 class Seen:
-    """A file the writer read or wrote: its identity, content hash, and an open descriptor."""
+    """A file the writer read or wrote: its identity, content hash, and an open descriptor.
 
-    def __init__(self, identity: Identity, digest: str, fd: int) -> None:
+    The hash of a file nb wrote is worked out only if a changed stat asks for it
+    (`digest_of`: from the pieces nb wrote, which do not change); most writes never need it.
+    """
+
+    def __init__(self, identity: Identity, digest: str | Callable[[], str], fd: int) -> None:
         self.identity = identity
-        self.digest = digest
+        self._digest = digest
         self._fd: int | None = fd
+
+    @property
+    def digest(self) -> str:
+        if not isinstance(self._digest, str):
+            self._digest = self._digest()
+        return self._digest
 
     def close(self) -> None:
         if self._fd is not None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pykka
 from nb_mcp.actors import notebook as nb
-from nb_mcp.actors.job_data import SCRATCH, CellRun, JobSnapshot, JobSpec
+from nb_mcp.actors.job_data import SCRATCH, CellRun, JobSnapshot, JobSpec, RunOutputs
 from nb_mcp.actors.kernel_protocol import (
     CellDone,
     CellProgress,
@@ -73,6 +73,9 @@ class JobActor(SupervisedActor):
         self._reason = ""
         self._marked_queued = False
         self._scratch: list[dict[str, Any]] = []
+        # Each finished cell's own outputs, handed over by the writer as the cell ends: the
+        # reply shows this run's, however many cells the job has, whatever ran since.
+        self._outputs: dict[str, Future[RunOutputs]] = {}
         self._turns: pykka.ActorRef[Any] | None = None
         self._scratch_builder = OutputBuilder(lambda key: self._scratch if key == SCRATCH else None)
 
@@ -104,6 +107,8 @@ class JobActor(SupervisedActor):
                 nb.marker(f"⊘ Stopped at {nb.clock()}: {why}"),
                 None,
                 self._spec.job_id,
+                True,
+                self._outputs_of(self._cells[running].cell_id),
             )
             self._set(running, state="error", detail=why)
             self._emit_finished(running)
@@ -139,6 +144,7 @@ class JobActor(SupervisedActor):
             ahead=self._ahead,
             reason=self._reason,
             scratch_outputs=tuple(self._scratch),
+            outputs=dict(self._outputs),
         )
 
     # ------------------------------------------------------------ the sequence
@@ -287,6 +293,7 @@ class JobActor(SupervisedActor):
                 done.execution_count,
                 self._spec.job_id,
                 done.status != "ok" or position + 1 == len(self._cells),
+                self._outputs_of(done.cell_id),
             )
         self._emit_finished(position)
         if done.status == "ok":
@@ -364,6 +371,11 @@ class JobActor(SupervisedActor):
             ename=run.ename,
             evalue=(run.evalue or "")[:500] if run.ename else None,
         )
+
+    def _outputs_of(self, cell_id: str) -> Future[RunOutputs]:
+        """Where the writer puts this run's outputs of the cell as it ends it."""
+        self._outputs[cell_id] = Future()
+        return self._outputs[cell_id]
 
     def _writer_tell(self, method: str, *args: Any) -> None:
         with contextlib.suppress(NotRunning):

@@ -5,6 +5,8 @@ tools that wait on jobs (they never hold an actor).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,24 @@ class JobSpec:
     first: tuple[str, int, str] | None = None
     progress_interval: float | None = None  # the session's NB_MCP_PROGRESS_INTERVAL_SEC
     resumed: Resumed | None = None  # kind "resumed": its one cell already runs on the kernel
+
+
+@dataclass(frozen=True)
+class CellOutputs:
+    """A cell's outputs for a reply; `index` is None when the cell was deleted meanwhile."""
+
+    cell_id: str
+    index: int | None
+    outputs: list[Any]
+    execution_count: int | None
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """What one run of a cell left: its outputs (markers left out) and execution count."""
+
+    outputs: list[Any]
+    execution_count: int | None
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,9 @@ class JobSnapshot:
     ahead: int = 0
     reason: str = ""
     scratch_outputs: tuple[dict[str, Any], ...] = ()
+    # Each finished file cell's own outputs, handed over by the writer when the cell ended
+    # (so a reply shows this run's outputs, even if the cell ran again since).
+    outputs: Mapping[str, Future[RunOutputs]] = field(default_factory=dict, compare=False)
 
     @property
     def done(self) -> bool:

@@ -74,20 +74,44 @@ class _Written:
 
 @dataclass
 class _Cell:
-    fingerprint: str  # of the outputs now on disk, as nb last wrote or read them
+    _fingerprint: str  # of the outputs now on disk, as nb last wrote or read them
     since: int  # the revision that wrote them; BEFORE if they were read from the file
-    first: str = ""  # the first version nb saw (the one an editor most often still has)
+    _first: str = ""  # the first version nb saw (the one an editor most often still has)
     earlier: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    # Read from the file and not fingerprinted yet: (outputs, execution count) as read. Opening
+    # a 50 MB notebook parses it once; a cell's fingerprint is worked out when first needed.
+    # nb never changes outputs read from the file in place (it assigns new lists), so these
+    # still are what was read.
+    unread: tuple[list[Any], Any] | None = None
+
+    @classmethod
+    def read(cls, cell: Mapping[str, Any]) -> _Cell:
+        return cls("", BEFORE, unread=(list(cell.get("outputs", [])), cell.get("execution_count")))
+
+    @property
+    def fingerprint(self) -> str:
+        if self.unread is not None:
+            outputs, count = self.unread
+            self._fingerprint = self._first = fingerprint(
+                {"outputs": outputs, "execution_count": count}
+            )
+            self.unread = None
+        return self._fingerprint
+
+    @property
+    def first(self) -> str:
+        return self._first if self.unread is None else self.fingerprint
 
     def knows(self, fingerprint: str) -> bool:
         return fingerprint in (self.fingerprint, self.first) or fingerprint in self.earlier
 
     def moved_on(self, fingerprint: str, since: int) -> None:
-        self.earlier[self.fingerprint] = None
-        self.earlier.move_to_end(self.fingerprint)
+        current = self.fingerprint
+        self.earlier[current] = None
+        self.earlier.move_to_end(current)
         while len(self.earlier) > _VERSIONS_KEPT:
             self.earlier.popitem(last=False)
-        self.fingerprint, self.since = fingerprint, since
+        self._fingerprint, self.since = fingerprint, since
 
 
 @dataclass(frozen=True)
@@ -111,17 +135,15 @@ class WriteMemory:
 
     def loaded(self, doc: Mapping[str, Any]) -> None:
         """A document read from the file from scratch: every version in it is the file's."""
-        self._cells = {}
         self._writes = []
-        for cell in _code_cells(doc):
-            self.adopt(cell["id"], cell)
+        self._cells = {cell["id"]: _Cell.read(cell) for cell in _code_cells(doc)}
 
     def adopt(self, cell_id: str, cell: Mapping[str, Any]) -> None:
         """The file's version of the cell stands (a person's, or nb had nothing newer)."""
         print_ = fingerprint(cell)
         known = self._cells.get(cell_id)
         if known is None:
-            self._cells[cell_id] = _Cell(print_, BEFORE, first=print_)
+            self._cells[cell_id] = _Cell(print_, BEFORE, _first=print_)
         elif known.fingerprint != print_:
             known.moved_on(print_, BEFORE)
 
@@ -171,7 +193,7 @@ class WriteMemory:
         for cell_id, print_ in stamped.changes:
             known = self._cells.get(cell_id)
             if known is None:
-                self._cells[cell_id] = _Cell(print_, stamped.revision, first=print_)
+                self._cells[cell_id] = _Cell(print_, stamped.revision, _first=print_)
             else:
                 known.moved_on(print_, stamped.revision)
 

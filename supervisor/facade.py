@@ -394,12 +394,12 @@ class Facade:
         ids = [cell.cell_id for cell in snapshot.cells]
         try:
             writer = notebook.refs.writer()
-            return writer.reply_for(ids, snapshot.job_id).get(timeout=_ASK_TIMEOUT)
+            return writer.reply_for(ids, snapshot.outputs).get(timeout=_ASK_TIMEOUT)
         except (NotRunning, pykka.ActorDeadError):
             # Its subtree stopped (nb gave up on it): a new one reads the file again.
             folder = notebook.path.parent
             _, writer, _ = self._open(str(notebook.path), scope=Scope(folder, (folder,)))
-            return self._ask(writer.reply_for(ids, snapshot.job_id))
+            return self._ask(writer.reply_for(ids, snapshot.outputs))
 
     def notices_for(self, path: Path) -> list[str]:
         notebook = self._notebooks.get(path)

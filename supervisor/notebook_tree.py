@@ -68,7 +68,12 @@ def notebook_spec(
         ChildSpec(
             id="writer",
             actor_class=WriterActor,
-            kwargs={"path": path, "flush_interval": config.flush_interval_sec, "refs": refs},
+            kwargs={
+                "path": path,
+                "flush_interval": config.flush_interval_sec,
+                "refs": refs,
+                "clock": clock,
+            },
             shutdown_timeout=30.0,
         ),
         ChildSpec(id="turns", actor_class=TurnQueue, kwargs={"refs": refs}),

@@ -76,6 +76,13 @@ class Sizes:
     footprint_notebooks: int = 20
     repeat: int = 3  # print_heavy, tqdm, notebook, concurrency
     kernel_start_repeat: int = 5
+    big_cells: int = 300  # big_notebook_*: ~50 MB of plots
+    big_output_kb: int = 170
+    big_stream_lines: int = 400
+    big_stream_gap: float = 0.05
+    big_round_trips: int = 30
+    two_mb_lines: int = 32_000
+    big_reads: int = 20
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -92,6 +99,13 @@ class Sizes:
             footprint_notebooks=2,
             repeat=1,
             kernel_start_repeat=1,
+            big_cells=10,
+            big_output_kb=20,
+            big_stream_lines=20,
+            big_stream_gap=0.01,
+            big_round_trips=2,
+            two_mb_lines=1000,
+            big_reads=2,
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ops.bench.big_notebook import big_notebook_reads, big_notebook_round_trip, big_notebook_stream
 from ops.bench.common import Context, Outcome
 from ops.bench.latency import kernel_death, kernel_start, round_trip
 from ops.bench.scale import concurrency, footprint, whole_notebook
@@ -21,4 +22,7 @@ WORKLOADS: dict[str, Callable[[Context, int | None], Outcome]] = {
     "concurrency": concurrency,
     "footprint": lambda ctx, _: footprint(ctx),
     "kernel_start": kernel_start,
+    "big_notebook_stream": big_notebook_stream,
+    "big_notebook_round_trip": big_notebook_round_trip,
+    "big_notebook_reads": big_notebook_reads,
 }

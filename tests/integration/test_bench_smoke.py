@@ -26,6 +26,9 @@ WORKLOADS = (
     "concurrency",
     "footprint",
     "kernel_start",
+    "big_notebook_stream",
+    "big_notebook_round_trip",
+    "big_notebook_reads",
 )
 
 

@@ -430,3 +430,19 @@ def stream_blocks(reply: str) -> dict[str, str]:
         elif current is not None:
             blocks[current] += line + "\n"
     return blocks
+
+
+def test_a_job_over_many_cells_answers_each_cell_with_its_own_runs_outputs(shared_server):
+    # 70 cells: more than any fixed-size cache of runs. The first cell runs again in a
+    # second job before the first job's reply is read: that reply still shows its own run.
+    counter = "runs = globals().get('runs', 0) + 1\nprint(f'run {runs} of the first cell')"
+    others = [f"print('cell {n}')" for n in range(1, 70)]
+    notebook(shared_server, "many.ipynb", counter, *others)
+    first = shared_server.call("exec_all", path="many.ipynb", block_for=0)
+    first_id = re.search(r"j-[0-9a-f]{8}", first.text).group(0)
+    again = shared_server.call("exec_cell", path="many.ipynb", index=0, block_for=30)
+    assert "run 2 of the first cell" in again.text, again.text
+    reply = shared_server.call("exec_status", job_id=first_id, block_for=30)
+    assert f"Job {first_id}" in reply.text and ": ok" in reply.text, reply.text
+    assert "run 1 of the first cell" in reply.text and "run 2" not in reply.text, reply.text
+    assert "cell 1\n" in reply.text and "cell 69" in reply.text

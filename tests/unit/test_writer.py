@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import nbformat
@@ -116,10 +117,11 @@ def test_deleting_the_running_cell_by_hand_drops_its_output_with_an_event_not_a_
     del by_hand.cells[1]
     nbformat.write(by_hand, path)
     h.stream(running, "epoch 1\n")
-    h.writer.cell_finished(running, nb.done_marker(time.time(), 1.0)).get()
+    run: Future = Future()  # where the job keeps this run's outputs
+    h.writer.cell_finished(running, nb.done_marker(time.time(), 1.0), None, "j-1", True, run).get()
     h.writer.flush().get()
     assert [cell["id"] for cell in load(path)["cells"]] == [keep]
-    (outputs,) = h.writer.outputs_of_cells([running]).get()
+    (outputs,) = h.writer.outputs_of_cells([running], {running: run}).get()
     assert outputs.index is None and outputs.outputs[0]["text"] == "epoch 1\n"
     notices = h.writer.take_notices().get()
     assert any("deleted from the file while it ran" in notice for notice in notices), notices

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import nbformat
@@ -47,7 +48,8 @@ def test_a_deleted_notebook_is_not_written_again_and_reads_say_there_is_no_noteb
     path.unlink()
     h.stream(cell, "epoch 2\n")
     h.writer.flush().get()  # nb finds the file gone while the cell runs
-    h.writer.cell_finished(cell, nb.done_marker(time.time(), 1.0), 3, "j-00000001").get()
+    run: Future = Future()  # where the job keeps this run's outputs
+    h.writer.cell_finished(cell, nb.done_marker(time.time(), 1.0), 3, "j-00000001", True, run).get()
     h.writer.flush().get()
     assert not path.exists()
     with pytest.raises(nb.NotebookError, match="no notebook at"):
@@ -55,7 +57,7 @@ def test_a_deleted_notebook_is_not_written_again_and_reads_say_there_is_no_noteb
     assert not path.exists()
     # The job reads on from nb's copy, and its reply has every output.
     assert h.writer.query(lambda doc: len(doc.cells), deleted_ok=True).get() == 1
-    (outputs,) = h.writer.outputs_of_cells([cell], "j-00000001").get()
+    (outputs,) = h.writer.outputs_of_cells([cell], {cell: run}).get()
     assert outputs.outputs[0]["text"] == "epoch 1\nepoch 2\n" and outputs.execution_count == 3
     notices = h.writer.take_notices().get()
     assert any("n.ipynb was deleted on disk; nb will not write it again" in n for n in notices)
