@@ -4,7 +4,9 @@ tools that wait on jobs (they never hold an actor).
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,3 +71,40 @@ class JobSnapshot:
     @property
     def running(self) -> CellRun | None:
         return next((cell for cell in self.cells if cell.state == "running"), None)
+
+
+class JobBoard:
+    """A job's latest snapshot, put up by its actor at every change, read from any thread.
+
+    The facade answers "how is job X doing" from here without asking the actor, and a tool call
+    waiting on the job is told each change as it happens (its watcher runs in the job's thread:
+    it must only hand the snapshot on).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: JobSnapshot | None = None
+        self._watchers: list[Callable[[JobSnapshot], None]] = []
+
+    def put(self, snapshot: JobSnapshot) -> None:
+        with self._lock:
+            self._latest = snapshot
+            watchers = list(self._watchers)
+        for watcher in watchers:
+            watcher(snapshot)
+
+    def latest(self) -> JobSnapshot | None:
+        with self._lock:
+            return self._latest
+
+    def watch(self, watcher: Callable[[JobSnapshot], None]) -> Callable[[], None]:
+        """Call `watcher` with each new snapshot; returns the call that stops it."""
+        with self._lock:
+            self._watchers.append(watcher)
+
+        def unwatch() -> None:
+            with self._lock:
+                if watcher in self._watchers:
+                    self._watchers.remove(watcher)
+
+        return unwatch

@@ -24,9 +24,9 @@ import anyio
 from anyio.abc import SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp.server.stdio import stdio_server
-from nb_mcp.actors.log import emit
 from nb_mcp.mcp_front.server import build
 from nb_mcp.supervisor import session as sessions
+from nb_mcp.supervisor.events import emit
 from nb_mcp.supervisor.facade import VERSION, Facade
 
 _HELLO_LIMIT = 1 << 23  # the client's whole environment rides in it

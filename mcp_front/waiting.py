@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import anyio
 from mcp.server.mcpserver import Context
-from nb_mcp.actors.job import JobSnapshot
 from nb_mcp.mcp_front import job_replies
 from nb_mcp.supervisor.config import SessionSettings
 from nb_mcp.supervisor.facade import Facade, NbError
+from nb_mcp.supervisor.results import JobSnapshot
 
 PROGRESS_EVERY = 1.0
 
