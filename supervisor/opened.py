@@ -51,11 +51,11 @@ class NotebookHandle:
 
 class OpenNotebooks:
     def __init__(
-        self, config: Config, default_scope: Session, spec: SubtreeSpec = notebook_spec
+        self, config: Config, default_scope: Session, spec: SubtreeSpec | None = None
     ) -> None:
         self.config = config
         self.default_scope = default_scope
-        self._spec = spec  # the seam tests replace to make a subtree slow to start
+        self._spec = spec or notebook_spec  # the seam tests replace (a subtree slow to start)
         self._root: Any = None
         self._open: dict[Path, NotebookHandle] = {}
         self._opening: dict[Path, Future[NotebookHandle]] = {}
