@@ -63,10 +63,7 @@ class JobActor(SupervisedActor):
         self._refs = refs
         self._done = done
         self._clock = clock or real_clock()
-        self._cells = [
-            CellRun(cell_id, position, "queued")
-            for position, cell_id in enumerate(spec.cell_ids or (SCRATCH,), start=1)
-        ]
+        self._cells = list(JobSnapshot.queued(spec).cells)
         self._state = "queued"
         self._ahead = 0
         self._started_at: float | None = None

@@ -64,6 +64,15 @@ class JobSnapshot:
     reason: str = ""
     scratch_outputs: tuple[dict[str, Any], ...] = ()
 
+    @classmethod
+    def queued(cls, spec: JobSpec) -> JobSnapshot:
+        """A job as it is before it ran anything."""
+        cells = tuple(
+            CellRun(cell_id, position, "queued")
+            for position, cell_id in enumerate(spec.cell_ids or (SCRATCH,), start=1)
+        )
+        return cls(spec.job_id, spec.notebook, spec.kind, "queued", spec.submitted_at, cells)
+
     @property
     def done(self) -> bool:
         return self.state in ("ok", "error", "stopped")

@@ -8,11 +8,12 @@ tree, and a tool call waiting on a job is told each change by the job itself.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from nb_mcp.supervisor.kernel_calls import KernelCalls
 from nb_mcp.supervisor.opened import ASK_TIMEOUT, NotebookHandle, OpenNotebooks, ask
 from nb_mcp.supervisor.paths import Scope, within
 from nb_mcp.supervisor.results import NbError, Submitted
-from nb_mcp.supervisor.tree import ChildSpec, Restart
+from nb_mcp.supervisor.tree import ChildSpec, Restart, StartChild
 
 _KEPT = 500  # jobs remembered for exec_status and status, oldest forgotten first
 
@@ -98,7 +99,7 @@ class Jobs:
         decision = self._kernels.decide(
             notebook.path, session, kernel_name, metadata, notebook.refs
         )
-        self._kernels.remember(writer, decision)
+        self._kernels.remember(writer, decision, wait=False)
         if decision.notice:
             notices.append(decision.notice)
         job_id = f"j-{uuid.uuid4().hex[:8]}"
@@ -129,6 +130,7 @@ class Jobs:
             timeout_sec=float(deadline),
         )
         entry = JobEntry(notebook, Future(), JobBoard())
+        entry.board.put(JobSnapshot.queued(spec))
         with self._lock:
             self._entries[job_id] = entry
             while len(self._entries) > _KEPT:
@@ -145,9 +147,12 @@ class Jobs:
             },
             shutdown_timeout=20.0,
         )
+        # A tell: the job's board and future say the rest, so nothing here waits for its start.
         try:
-            notebook.supervisor_proxy.start_child(child).get(timeout=ASK_TIMEOUT)
-        except Exception as error:
+            notebook.supervisor.tell(
+                StartChild(child, lambda error: _not_started(spec, entry, error))
+            )
+        except pykka.ActorDeadError as error:
             with self._lock:
                 self._entries.pop(job_id, None)  # its future would never resolve: busy() forever
             raise NbError(f"could not start the job: {error}") from error
@@ -213,6 +218,31 @@ class Jobs:
         with self._lock:
             futures = [entry.future for entry in self._entries.values()]
         return any(not future.done() for future in futures)
+
+
+def _not_started(spec: JobSpec, entry: JobEntry, error: BaseException) -> None:
+    """A job whose actor could not start ends in error, so no one waits for it forever."""
+    reason = f"could not start the job: {error}"
+    queued = JobSnapshot.queued(spec)
+    cells = tuple(replace(cell, state="skipped", detail=reason) for cell in queued.cells)
+    now = time.time()
+    ended = replace(queued, state="error", cells=cells, finished_at=now, reason=reason)
+    emit(
+        "job.finished",
+        f"job {spec.job_id} on {spec.notebook.name}: error ({reason})",
+        level="warning",
+        job_id=spec.job_id,
+        notebook=str(spec.notebook),
+        status="error",
+        duration_sec=round(now - spec.submitted_at, 3),
+        cells_ok=0,
+        cells_error=0,
+        cells_skipped=len(cells),
+        reason=reason,
+    )
+    entry.board.put(ended)
+    if not entry.future.done():
+        entry.future.set_result(ended)
 
 
 def _select(

@@ -3,7 +3,6 @@ tools (interrupt, restart, shutdown, list_kernels), and the kernels that run now
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pykka
 from nb_mcp.actors.kernel_protocol import KernelInfo
 from nb_mcp.actors.refs import NotebookRefs, NotRunning
 from nb_mcp.supervisor import kernels
-from nb_mcp.supervisor.opened import ASK_TIMEOUT, OpenNotebooks, ask
+from nb_mcp.supervisor.opened import OpenNotebooks, ask
 from nb_mcp.supervisor.paths import PathError, Scope, notebook_path, within
 from nb_mcp.supervisor.results import KernelNotFound, KernelStatus, NbError
 
@@ -29,11 +28,9 @@ class KernelCalls:
         metadata: kernels.KernelMetadata,
         refs: NotebookRefs | None = None,
     ) -> kernels.Decision:
-        """The session's launch for this notebook (with `refs`, its running kernel considered);
-        a refusal is an NbError."""
-        current: KernelInfo | None = None
-        with contextlib.suppress(NotRunning, pykka.ActorDeadError, pykka.Timeout):
-            current = refs.kernel().info().get(timeout=ASK_TIMEOUT) if refs else None
+        """The session's launch for this notebook (with `refs`, its running kernel considered,
+        as its KernelProcess last put it up: no ask); a refusal is an NbError."""
+        current: KernelInfo | None = refs.kernel_info() if refs else None
         try:
             return kernels.decide(
                 self._notebooks.session(scope), path, requested, metadata, current
@@ -43,11 +40,14 @@ class KernelCalls:
         except kernels.KernelRefused as error:
             raise NbError(str(error)) from None
 
-    def remember(self, writer: Any, decision: kernels.Decision) -> None:
+    def remember(self, writer: Any, decision: kernels.Decision, wait: bool = True) -> None:
         """Write the choice into the notebook's metadata, if it is new (a failed write is
-        retried by the writer like any edit, and reported in the next reply)."""
+        retried by the writer like any edit, and reported in the next reply). Without `wait`
+        it is a tell: what the writer is told next (a job's cells) comes after it anyway."""
         if decision.remember:
-            ask(writer.edit(kernels.remembering(decision.launch.choice)))
+            edited = writer.edit(kernels.remembering(decision.launch.choice))
+            if wait:
+                ask(edited)
 
     def precheck(self, path: str, requested: str | None, scope: Scope | None) -> None:
         """Refuse a kernel the notebook could not get, before anything changes."""
