@@ -27,7 +27,7 @@ from nb_mcp.supervisor.config import Config
 from nb_mcp.supervisor.editing import Editing
 from nb_mcp.supervisor.jobs import Jobs
 from nb_mcp.supervisor.kernel_calls import KernelCalls
-from nb_mcp.supervisor.lifecycle import VERSION, Lifecycle
+from nb_mcp.supervisor.lifecycle import VERSION, Lifecycle, version_mismatch
 from nb_mcp.supervisor.opened import OpenNotebooks, notices
 from nb_mcp.supervisor.paths import Scope
 from nb_mcp.supervisor.results import (
@@ -55,6 +55,7 @@ __all__ = [
     "NbError",
     "ServerStatus",
     "Submitted",
+    "version_mismatch",
 ]
 
 

@@ -22,6 +22,16 @@ from nb_mcp.supervisor.tree import ChildSpec, start_root
 VERSION = version("nb-mcp")  # one source: pyproject.toml
 
 
+def version_mismatch(daemon_pid: object, daemon_version: object, front_version: object) -> str:
+    """Why a front and a daemon of different versions do not work together, and the way out
+    (both sides say it: the daemon when it refuses a front, a front a daemon welcomed)."""
+    return (
+        f"the nb daemon (pid {daemon_pid}) runs nb {daemon_version} and the front is nb "
+        f"{front_version}; stop the daemon with `nb stop` (its running jobs are interrupted and "
+        "marked) and the next `nb mcp` starts one of the right version"
+    )
+
+
 class Lifecycle:
     def __init__(self, config: Config, mode: str, cwd: Path, notebooks: OpenNotebooks) -> None:
         self._config = config
