@@ -11,12 +11,10 @@ a Kernel/Enterprise Gateway kernel is gateway_backend.py's, with a websocket pum
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import resource
 import signal
 import subprocess
-import tempfile
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nb_mcp.actors.channels import ChannelPump, Channels
 from nb_mcp.actors.launch import KernelLaunch, launch_problem, private_kernelspec, startup_exit
-from nb_mcp.supervisor import statedir
+from nb_mcp.supervisor import short_paths, statedir
 from nb_mcp.supervisor.clock import Clock, real_clock
 from nb_mcp.supervisor.processes import process_started, send_to_group
 
@@ -136,24 +134,15 @@ def installed_kernelspecs() -> dict[str, tuple[str, str, str]]:
     return found
 
 
-# A Unix socket path is at most 107 bytes; deeper state dirs put the sockets in a short,
-# private folder of their own.
-_MAX_SOCKET_PATH = 100
-
-
 def socket_base(state_dir: Path, kernel_id: str) -> Path:
     """Where a kernel's ipc sockets go: a folder only this user can enter (0700)."""
     base = state_dir / "runtime" / f"kernel-{kernel_id}-ipc"
-    if len(str(base)) + len("-65535") <= _MAX_SOCKET_PATH:
+    if len(str(base)) + len("-65535") <= short_paths.MAX_SOCKET_PATH:
         return base
-    digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
-    short = Path(tempfile.gettempdir()) / f"nb-{os.getuid()}" / digest
-    short.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for folder in (short.parent, short):
-        if folder.stat().st_uid != os.getuid():
-            raise KernelStartError(f"{folder} belongs to another user; cannot put sockets there")
-        os.chmod(folder, 0o700)
-    return short / f"k-{kernel_id}"
+    try:
+        return short_paths.private_folder(state_dir) / f"k-{kernel_id}"
+    except short_paths.NotPrivate as error:
+        raise KernelStartError(str(error)) from None
 
 
 @dataclass(frozen=True)

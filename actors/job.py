@@ -24,7 +24,7 @@ from typing import Any
 
 import pykka
 from nb_mcp.actors import notebook as nb
-from nb_mcp.actors.job_data import SCRATCH, CellRun, JobSnapshot, JobSpec, RunOutputs
+from nb_mcp.actors.job_data import SCRATCH, CellRun, JobBoard, JobSnapshot, JobSpec, RunOutputs
 from nb_mcp.actors.kernel_protocol import (
     CellDone,
     CellProgress,
@@ -42,7 +42,7 @@ from nb_mcp.actors.refs import NotebookRefs, NotRunning
 from nb_mcp.supervisor.clock import Clock, real_clock
 from nb_mcp.supervisor.tree import SupervisedActor, Supervision
 
-__all__ = ["SCRATCH", "CellRun", "JobActor", "JobSnapshot", "JobSpec"]
+__all__ = ["SCRATCH", "CellRun", "JobActor", "JobBoard", "JobSnapshot", "JobSpec"]
 
 _FINAL_STATES = ("ok", "error", "timeout", "died", "skipped", "lost")
 
@@ -56,16 +56,14 @@ class JobActor(SupervisedActor):
         refs: NotebookRefs,
         done: Future[JobSnapshot],
         clock: Clock | None = None,
+        board: JobBoard | None = None,
     ) -> None:
         super().__init__(supervision=supervision)
         self._spec = spec
         self._refs = refs
         self._done = done
         self._clock = clock or real_clock()
-        self._cells = [
-            CellRun(cell_id, position, "queued")
-            for position, cell_id in enumerate(spec.cell_ids or (SCRATCH,), start=1)
-        ]
+        self._cells = list(JobSnapshot.queued(spec).cells)
         self._state = "queued"
         self._ahead = 0
         self._started_at: float | None = None
@@ -78,6 +76,8 @@ class JobActor(SupervisedActor):
         self._outputs: dict[str, Future[RunOutputs]] = {}
         self._turns: pykka.ActorRef[Any] | None = None
         self._scratch_builder = OutputBuilder(lambda key: self._scratch if key == SCRATCH else None)
+        self._board = board
+        self._post()
 
     @property
     def _scratch_job(self) -> bool:
@@ -118,13 +118,17 @@ class JobActor(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Turn):
-            return self._on_turn()
+            self._on_turn()
+            return self._post()
         if isinstance(message, Waiting):
-            return self._on_waiting(message)
+            self._on_waiting(message)
+            return self._post()
         if isinstance(message, CellDone):
-            return self._on_cell_done(message)
+            self._on_cell_done(message)
+            return self._post()
         if isinstance(message, CellProgress):
-            return self._on_progress(message)
+            self._on_progress(message)
+            return self._post()
         if isinstance(message, ScratchMessage):
             self._scratch_builder.apply(SCRATCH, message.msg_type, message.content)
             return None
@@ -344,12 +348,19 @@ class JobActor(SupervisedActor):
         if self._turns is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 self._turns.tell(Release(spec.job_id))
+        if self._board is not None:
+            self._board.put(snapshot)  # the last word before the future says it
         if not self._done.done():
             self._done.set_result(snapshot)
         if not self.actor_stopped.is_set():  # finishing from teardown: already stopping
             self.stop()
 
     # ------------------------------------------------------------ small helpers
+
+    def _post(self) -> None:
+        """Put the job's state up on its board (once it finished, its final snapshot stays)."""
+        if self._board is not None and not self._done.done():
+            self._board.put(self.snapshot())
 
     def _set(self, position: int, **changes: Any) -> None:
         self._cells[position] = replace(self._cells[position], **changes)

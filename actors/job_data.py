@@ -4,8 +4,9 @@ tools that wait on jobs (they never hold an actor).
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,15 @@ class JobSnapshot:
     # (so a reply shows this run's outputs, even if the cell ran again since).
     outputs: Mapping[str, Future[RunOutputs]] = field(default_factory=dict, compare=False)
 
+    @classmethod
+    def queued(cls, spec: JobSpec) -> JobSnapshot:
+        """A job as it is before it ran anything."""
+        cells = tuple(
+            CellRun(cell_id, position, "queued")
+            for position, cell_id in enumerate(spec.cell_ids or (SCRATCH,), start=1)
+        )
+        return cls(spec.job_id, spec.notebook, spec.kind, "queued", spec.submitted_at, cells)
+
     @property
     def done(self) -> bool:
         return self.state in ("ok", "error", "stopped")
@@ -92,3 +102,40 @@ class JobSnapshot:
     @property
     def running(self) -> CellRun | None:
         return next((cell for cell in self.cells if cell.state == "running"), None)
+
+
+class JobBoard:
+    """A job's latest snapshot, put up by its actor at every change, read from any thread.
+
+    The facade answers "how is job X doing" from here without asking the actor, and a tool call
+    waiting on the job is told each change as it happens (its watcher runs in the job's thread:
+    it must only hand the snapshot on).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: JobSnapshot | None = None
+        self._watchers: list[Callable[[JobSnapshot], None]] = []
+
+    def put(self, snapshot: JobSnapshot) -> None:
+        with self._lock:
+            self._latest = snapshot
+            watchers = list(self._watchers)
+        for watcher in watchers:
+            watcher(snapshot)
+
+    def latest(self) -> JobSnapshot | None:
+        with self._lock:
+            return self._latest
+
+    def watch(self, watcher: Callable[[JobSnapshot], None]) -> Callable[[], None]:
+        """Call `watcher` with each new snapshot; returns the call that stops it."""
+        with self._lock:
+            self._watchers.append(watcher)
+
+        def unwatch() -> None:
+            with self._lock:
+                if watcher in self._watchers:
+                    self._watchers.remove(watcher)
+
+        return unwatch

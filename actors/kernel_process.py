@@ -103,6 +103,7 @@ class KernelProcess(SupervisedActor):
             book.started_at, book.reattached = inherited.started_at, True
             book.began = self._clock.monotonic()
             self._resumed, self._inheritance_told = inherited.in_flight, False
+        self._publish()
         session = self._refs.current("session")
         if session is not None:  # we were restarted: the session attaches again
             with contextlib.suppress(pykka.ActorDeadError):
@@ -111,6 +112,7 @@ class KernelProcess(SupervisedActor):
     def teardown(self, reason: BaseException | None) -> None:
         cancel(self._ticker)
         self._refs.unregister("process", self.actor_ref)
+        self._refs.put_kernel_info(None)  # whatever it ran is stopped below
         if reason is None:
             # Stopped: the server, or nb gave up on the notebook. A kernel gets a second to
             # shut down cleanly, then its process group is killed.
@@ -122,6 +124,15 @@ class KernelProcess(SupervisedActor):
         self._stop_kernel(why, grace=0.0)
 
     def on_receive(self, message: Any) -> Any:
+        try:
+            return self._on_message(message)
+        finally:
+            self._publish()
+
+    def _publish(self) -> None:
+        self._refs.put_kernel_info(self.info())
+
+    def _on_message(self, message: Any) -> Any:
         if isinstance(message, _Tick):
             return self._on_tick()
         if isinstance(message, Activity):
@@ -163,12 +174,14 @@ class KernelProcess(SupervisedActor):
         self._interrupt(f"interrupted the kernel of {self._events.name}", "user", job_id=job_id)
         if job_id is None:
             return "sent an interrupt; the kernel was idle"
+        self._publish()
         return f"sent an interrupt to the running cell {self._book.activity.cell_id}"
 
     def restart_kernel(self, launch: KernelLaunch) -> str:
         """Restart with the calling session's choice and environment (variables are lost)."""
         self._end(CellEnd.restarted())
         self._replace(launch, "restart_kernel")
+        self._publish()
         return f"restarting the kernel in {launch.choice.describe()} (variables are gone)"
 
     def shutdown_kernel(self) -> str:
@@ -176,6 +189,7 @@ class KernelProcess(SupervisedActor):
             return "no kernel was running"
         self._end(CellEnd.stopped())
         self._stop_kernel("shutdown_kernel", grace=2.0)
+        self._publish()
         return "the kernel is shut down; the next execution starts a new one"
 
     # ------------------------------------------------------------ the session

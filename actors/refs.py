@@ -32,6 +32,16 @@ class NotebookRefs:
         # one per incarnation, not one per call (the kernel sends one per iopub message).
         self._proxies: dict[str, pykka.ActorProxy[Any]] = {}
         self._changed = threading.Condition()
+        self._kernel_info: Any = None
+
+    def put_kernel_info(self, info: Any) -> None:
+        """The KernelProcess's latest KernelInfo, put up after each message it handles."""
+        self._kernel_info = info  # one reference, swapped whole: readers never see half of it
+
+    def kernel_info(self) -> Any:
+        """The kernel as its KernelProcess last said it is (None before it said anything):
+        what the facade decides a launch on, without an ask on the exec path."""
+        return self._kernel_info
 
     def register(self, role: str, ref: pykka.ActorRef) -> None:
         proxy = ref.proxy()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import shlex
 import time
 
-from nb_mcp.actors import notebook as nb
-from nb_mcp.actors.job import CellRun, JobSnapshot
-from nb_mcp.actors.writer import CellOutputs
 from nb_mcp.mcp_front.replies import Content, clip, render_outputs, text, with_notices
-from nb_mcp.supervisor.facade import ServerStatus
+from nb_mcp.supervisor.results import (
+    CellOutputs,
+    CellRun,
+    JobSnapshot,
+    ServerStatus,
+    format_duration,
+)
 
 _ICONS = {
     "ok": "✓",
@@ -38,7 +41,7 @@ def finished(
     header = (
         f"Job {snapshot.job_id} on {snapshot.notebook.name}: {snapshot.state}"
         f" · {len(snapshot.cells)} cell{'s' if len(snapshot.cells) != 1 else ''}"
-        f" · {nb.format_duration(took)}"
+        f" · {format_duration(took)}"
     )
     if snapshot.reason:
         header += f"\n{snapshot.reason}"
@@ -69,7 +72,7 @@ def _cell_header(cell: CellRun, total: int, out: CellOutputs | None) -> str:
         where += f" · [{index}] {cell.cell_id}" if index is not None else f" · {cell.cell_id}"
     parts = [f"── {where}", f"{_ICONS.get(cell.state, '?')} {cell.state}"]
     if cell.duration is not None and cell.state not in ("skipped", "lost"):
-        parts.append(nb.format_duration(cell.duration))
+        parts.append(format_duration(cell.duration))
     count = out.execution_count if out is not None else cell.execution_count
     if count is not None:
         parts.append(f"[{count}]")
@@ -84,9 +87,9 @@ def timing(cell: CellRun, now: float, tail: bool = True) -> str:
     """How long a running cell has run and when it last printed (what the agent needs)."""
     parts = []
     if cell.started_at:
-        parts.append(f"running {nb.format_duration(now - cell.started_at)}")
+        parts.append(f"running {format_duration(now - cell.started_at)}")
     if cell.last_output_at:
-        last = f"last output {nb.format_duration(now - cell.last_output_at)} ago"
+        last = f"last output {format_duration(now - cell.last_output_at)} ago"
         parts.append(last + (f": {cell.tail[:80]}" if tail and cell.tail else ""))
     return ", ".join(parts)
 
@@ -110,7 +113,7 @@ def pending(snapshot: JobSnapshot, waited: float, clamp_note: str, notes: list[s
     state = "queued" if snapshot.state == "queued" else "running"
     lines = [
         f"Job {snapshot.job_id} on {snapshot.notebook.name} is {state} after "
-        f"{nb.format_duration(waited)}: {describe_progress(snapshot)}.",
+        f"{format_duration(waited)}: {describe_progress(snapshot)}.",
     ]
     if clamp_note:
         lines.append(clamp_note)
@@ -132,7 +135,7 @@ def table(snapshot: JobSnapshot) -> str:
         if cell.index is not None:
             row += f"  index {cell.index}"
         if cell.state != "running" and cell.duration is not None:
-            row += f"  {nb.format_duration(cell.duration)}"
+            row += f"  {format_duration(cell.duration)}"
         row += "  " + timing(cell, now, tail=False) if cell.state == "running" else ""
         if cell.ename:
             row += f"  {cell.ename}: {(cell.evalue or '')[:80]}"
@@ -146,7 +149,7 @@ def table(snapshot: JobSnapshot) -> str:
 
 def server_status(status: ServerStatus) -> str:
     lines = [
-        f"nb {status.version} · pid {status.pid} · up {nb.format_duration(status.uptime_sec)}"
+        f"nb {status.version} · pid {status.pid} · up {format_duration(status.uptime_sec)}"
         f" · log {status.log_path}",
         "Kernels:" if status.kernels else "Kernels: none running",
     ]
@@ -175,8 +178,8 @@ def _job_line(job: JobSnapshot) -> str:
     line = f"{job.job_id}  {job.notebook.name}  {job.kind}  {job.state}"
     if job.done and job.finished_at:
         line += (
-            f"  {nb.format_duration(job.finished_at - job.submitted_at)}, "
-            f"ended {nb.format_duration(now - job.finished_at)} ago"
+            f"  {format_duration(job.finished_at - job.submitted_at)}, "
+            f"ended {format_duration(now - job.finished_at)} ago"
         )
     else:
         line += f"  {describe_progress(job)}"

@@ -17,8 +17,8 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
-from nb_mcp.actors.log import emit_written
 from nb_mcp.mcp_front import replies
+from nb_mcp.supervisor.events import emit_written
 from nb_mcp.supervisor.facade import Facade, NbError
 from nb_mcp.supervisor.session import Session
 from pydantic import Field

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 from nb_mcp.supervisor import statedir
 from nb_mcp.supervisor.config import Config
 from nb_mcp.supervisor.daemon_locks import starting_lock
-from nb_mcp.supervisor.facade import VERSION
+from nb_mcp.supervisor.facade import VERSION, version_mismatch
 
 _START_TIMEOUT_SEC = 30.0
 
@@ -48,13 +48,8 @@ def run_front(config: Config) -> int:
     for notice in reply.get("notices") or []:
         print(f"nb mcp: {notice}", file=sys.stderr, flush=True)
     if reply.get("version") != VERSION:
-        return _refuse(
-            stdin,
-            stdout,
-            f"the nb daemon (pid {reply.get('pid')}) runs nb {reply.get('version')} and this "
-            f"front is nb {VERSION}; stop the daemon with `nb stop` (its running jobs are "
-            "interrupted and marked) and the next `nb mcp` starts one of the right version",
-        )
+        mismatch = version_mismatch(reply.get("pid"), reply.get("version"), VERSION)
+        return _refuse(stdin, stdout, mismatch)
     _relay(connection, stdin, stdout)
     return 0
 

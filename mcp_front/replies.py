@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from mcp_types import ImageContent, TextContent
-from nb_mcp.actors import notebook as nb
 from nb_mcp.supervisor import facade as f
+from nb_mcp.supervisor.results import MARKER_PREFIX, is_marker, without_markers
 from nb_mcp.supervisor.views import CellSummary, visible_stream_text
 
 Content = TextContent | ImageContent
@@ -80,7 +80,7 @@ def cell_read(result: f.CellRead, max_chars: int, max_image_bytes: int) -> list[
     images: list[Content] = []
     if cell.cell_type == "code":
         body, images = render_outputs(cell.outputs, max_chars // 2, max_image_bytes)
-        parts.append(f"--- outputs ({len(nb.without_markers(cell.outputs))}) ---")
+        parts.append(f"--- outputs ({len(without_markers(cell.outputs))}) ---")
         parts.append(body or "(none)")
     return [text(with_notices("\n".join(parts), result.notices)), *images]
 
@@ -102,8 +102,8 @@ def render_outputs(
 
 def render_output(output: dict[str, Any], max_image_bytes: int) -> tuple[str, Content | None]:
     kind = output.get("output_type")
-    if nb.is_marker(output):
-        return "nb: " + str(output["text"])[len(nb.MARKER_PREFIX) :].rstrip("\n"), None
+    if is_marker(output):
+        return "nb: " + str(output["text"])[len(MARKER_PREFIX) :].rstrip("\n"), None
     if kind == "stream":
         body = visible_stream_text(strip_ansi(_joined(output.get("text", ""))))
         if not body:

@@ -24,10 +24,10 @@ import anyio
 from anyio.abc import SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp.server.stdio import stdio_server
-from nb_mcp.actors.log import emit
 from nb_mcp.mcp_front.server import build
 from nb_mcp.supervisor import session as sessions
-from nb_mcp.supervisor.facade import VERSION, Facade
+from nb_mcp.supervisor.events import emit
+from nb_mcp.supervisor.facade import VERSION, Facade, version_mismatch
 
 _HELLO_LIMIT = 1 << 23  # the client's whole environment rides in it
 _LINE_LIMIT = 1 << 28  # one JSON-RPC message; a notebook cell's source can be large
@@ -136,11 +136,7 @@ async def _front(
 ) -> None:
     version = str(hello.get("version"))
     if version != VERSION:
-        reason = (
-            f"this nb daemon (pid {os.getpid()}) runs nb {VERSION} and the front is nb "
-            f"{version}; stop the daemon with `nb stop` (its running jobs are interrupted and "
-            "marked) and the next `nb mcp` starts one of the right version"
-        )
+        reason = version_mismatch(os.getpid(), VERSION, version)
         emit(
             "front.refused",
             f"refused a front: {reason}",

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import anyio
 from mcp.server.mcpserver import Context
-from nb_mcp.actors.job import JobSnapshot
 from nb_mcp.mcp_front import job_replies
 from nb_mcp.supervisor.config import SessionSettings
 from nb_mcp.supervisor.facade import Facade, NbError
+from nb_mcp.supervisor.results import JobSnapshot
 
 PROGRESS_EVERY = 1.0
 
@@ -46,34 +46,54 @@ def bound(config: SessionSettings, block_for: float | None) -> Bound:
 async def wait_for(
     facade: Facade, job_id: str, future: Future[JobSnapshot], seconds: float, ctx: Context
 ) -> JobSnapshot | None:
-    """The finished job, or None if it is still going after `seconds`."""
+    """The finished job, or None if it is still going after `seconds`.
+
+    The wait is subscribed to its job: the job tells it each change (its future, its board),
+    and the progress notifications, one a second, say the latest it was told; nothing asks
+    the job how it is doing.
+    """
     if future.done() or seconds <= 0:
         return future.result() if future.done() else None
     loop = asyncio.get_running_loop()
     finished = anyio.Event()
+    latest: list[JobSnapshot] = []
 
     def wake(_: Future[JobSnapshot]) -> None:
         # The job may end after this wait (and its event loop) is long gone.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(finished.set)
 
+    def changed(snapshot: JobSnapshot) -> None:
+        latest[:] = [snapshot]  # the job's thread: only keep it
+
     future.add_done_callback(wake)
-    started = loop.time()
-    while not future.done():
-        remaining = started + seconds - loop.time()
-        if remaining <= 0:
-            break
-        with anyio.move_on_after(min(PROGRESS_EVERY, remaining)):
-            await finished.wait()
-        if not future.done():
-            await _report(facade, job_id, loop.time() - started, seconds, ctx)
+    try:
+        unwatch = facade.watch_job(job_id, changed)
+    except NbError:
+        unwatch = _nothing  # forgotten meanwhile (500 newer jobs): its future still ends it
+    with contextlib.suppress(NbError):
+        now = facade.job(job_id)  # where it stands (its board: no ask), until it next changes
+        if not latest:
+            latest[:] = [now]
+    try:
+        started = loop.time()
+        while not future.done():
+            remaining = started + seconds - loop.time()
+            if remaining <= 0:
+                break
+            with anyio.move_on_after(min(PROGRESS_EVERY, remaining)):
+                await finished.wait()
+            if not future.done() and latest:
+                await _report(latest[-1], loop.time() - started, seconds, ctx)
+    finally:
+        unwatch()
     return future.result() if future.done() else None
 
 
-async def _report(facade: Facade, job_id: str, waited: float, bound: float, ctx: Context) -> None:
-    try:
-        snapshot = await anyio.to_thread.run_sync(facade.job, job_id)
-    except NbError:
-        return
+def _nothing() -> None:
+    return None
+
+
+async def _report(snapshot: JobSnapshot, waited: float, bound: float, ctx: Context) -> None:
     # progress must grow with every notification: the seconds waited do, the cells may not.
     await ctx.report_progress(round(waited, 1), bound, job_replies.describe_progress(snapshot))

@@ -21,13 +21,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from nb_mcp.actors import notebook as nb
-from nb_mcp.actors.job import JobSnapshot
 from nb_mcp.ops.stop_signals import StopSignals
 from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor.config import Config, daemon_log_path
 from nb_mcp.supervisor.facade import Facade, KernelNotFound, NbError, Submitted
 from nb_mcp.supervisor.paths import PathError, Scope, notebook_path
+from nb_mcp.supervisor.results import JobSnapshot, format_duration
 
 _REFRESH_SEC = 0.25
 # A cell that ignores the interrupt this long (a C extension that never checks for signals)
@@ -175,7 +174,7 @@ class _Progress:
             self._reported.add(cell.cell_id)
             self._clear()
             icon = {"ok": "✓", "skipped": "⊘", "lost": "⊘"}.get(cell.state, "✗")
-            took = f" {nb.format_duration(cell.duration)}" if cell.duration is not None else ""
+            took = f" {format_duration(cell.duration)}" if cell.duration is not None else ""
             index = cell.index if cell.index is not None else self._indexes.get(cell.cell_id)
             where = f"cell {index} {cell.cell_id}" if index is not None else f"cell {cell.cell_id}"
             what = ""
@@ -191,7 +190,7 @@ class _Progress:
             bar = "█" * int(20 * done / max(total, 1))
             line = (
                 f"\r{self._name} |{bar:<20}| {done}/{total} · cell {running.index} "
-                f"{nb.format_duration(elapsed)} · {running.tail[:50]}"
+                f"{format_duration(elapsed)} · {running.tail[:50]}"
             )
             self._out.write(line[:160].ljust(100))
             self._line_open = True
@@ -208,7 +207,7 @@ class _Progress:
         self._clear()
         took = (snapshot.finished_at or time.time()) - snapshot.submitted_at
         self._out.write(
-            f"{self._name}: {snapshot.state} in {nb.format_duration(took)}"
+            f"{self._name}: {snapshot.state} in {format_duration(took)}"
             + (f" — {snapshot.reason}" if snapshot.reason else "")
             + f"\noutputs written to {snapshot.notebook}\n"
         )

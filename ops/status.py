@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from nb_mcp.actors import notebook as nb
 from nb_mcp.supervisor import kernel_logs, statedir
+from nb_mcp.supervisor.results import format_duration
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ def print_status(state_dir: Path, out: TextIO, as_json: bool = False) -> int:
     if daemon is not None:
         out.write(
             f"Daemon: pid {daemon['pid']}  nb {daemon['version']}  up "
-            f"{nb.format_duration(daemon['uptime_sec'])}  fronts {daemon['fronts']}  "
+            f"{format_duration(daemon['uptime_sec'])}  fronts {daemon['fronts']}  "
             f"kernels {sum(1 for k in daemon['kernels'] if k.get('state') not in (None, 'none'))}"
             "  jobs running "
             f"{sum(1 for j in daemon['jobs'] if j['state'] in ('queued', 'running'))}\n"
@@ -229,7 +229,7 @@ def print_status(state_dir: Path, out: TextIO, as_json: bool = False) -> int:
     for row in server_rows:
         state = "running" if row.alive else "gone (killed?)"
         out.write(
-            f"  pid {row.pid}  {row.mode}  {state}  up {nb.format_duration(now - row.started_at)}"
+            f"  pid {row.pid}  {row.mode}  {state}  up {format_duration(now - row.started_at)}"
             f"  {row.cwd}  log {row.log_path}\n"
         )
     out.write("Kernels:\n" if kernel_rows else "Kernels: none\n")

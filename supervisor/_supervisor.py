@@ -26,6 +26,15 @@ def _describe(reason: BaseException | None) -> str:
     return f"{type(reason).__name__}: {reason}"
 
 
+@dataclass(frozen=True)
+class StartChild:
+    """Start a child without the sender waiting for it (a tell, not the `start_child` ask);
+    `failed` is called with the reason if it cannot start."""
+
+    spec: ChildSpec
+    failed: Callable[[BaseException], None]
+
+
 class ChildStartError(Exception):
     """A child could not be started; `__cause__` is what its start raised."""
 
@@ -168,6 +177,11 @@ class Supervisor(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, ChildExited):
             self._on_child_exited(message)
+        elif isinstance(message, StartChild):
+            try:
+                self.start_child(message.spec)
+            except Exception as error:  # the sender's to handle: not a failure of ours
+                message.failed(error)
         elif isinstance(message, _RetryRestart):
             self._on_retry_restart(message)
         else:

@@ -1,4 +1,9 @@
-"""The facade's answers: plain data, for `mcp_front` and `ops` to turn into replies."""
+"""The facade's answers: plain data, for `mcp_front` and `ops` to turn into replies.
+
+Everything a front reads comes from here or from the facade itself, never from an actor
+module: the job and kernel snapshots the tree produces, the outputs of a finished job's cells,
+and the pure helpers that read them (durations, nb's own marker outputs), re-exported.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,38 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nb_mcp.actors.job import JobSnapshot
+from nb_mcp.actors.job_data import CellRun, JobSnapshot
 from nb_mcp.actors.kernel_protocol import KernelInfo
+from nb_mcp.actors.notebook import MARKER_PREFIX, format_duration, is_marker, without_markers
+from nb_mcp.actors.writer import CellOutputs
 from nb_mcp.supervisor import views
+
+__all__ = [
+    "MARKER_PREFIX",
+    "CellOutputs",
+    "CellRead",
+    "CellRun",
+    "Edited",
+    "JobSnapshot",
+    "KernelInfo",
+    "KernelNotFound",
+    "KernelStatus",
+    "Listing",
+    "NbError",
+    "ServerStatus",
+    "Submitted",
+    "format_duration",
+    "is_marker",
+    "without_markers",
+]
+
+
+class NbError(Exception):
+    """A request nb refuses or cannot carry out; the message is written for the agent."""
+
+
+class KernelNotFound(NbError):
+    """No kernelspec has the name asked for; the message lists the installed ones."""
 
 
 @dataclass(frozen=True)

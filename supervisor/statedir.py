@@ -19,7 +19,6 @@ is gone is how `nb status` finds orphans and `nb cleanup` knows what it may stop
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
@@ -28,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from nb_mcp.supervisor import short_paths
 from nb_mcp.supervisor.processes import (
     process_started,
     recorded_start,
@@ -205,20 +205,12 @@ def prune_job_records(state_dir: Path, now: float | None = None) -> None:
                 path.unlink()
 
 
-_MAX_SOCKET_PATH = 100
-
-
 def daemon_socket(state_dir: Path) -> Path:
     """The daemon's Unix socket: in the state dir, or a short private folder if too deep."""
     path = state_dir / "daemon.sock"
-    if len(str(path)) <= _MAX_SOCKET_PATH:
+    if len(str(path)) <= short_paths.MAX_SOCKET_PATH:
         return path
-    digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
-    folder = Path(tempfile.gettempdir()) / f"nb-{os.getuid()}" / digest
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(folder.parent, 0o700)
-    os.chmod(folder, 0o700)
-    return folder / "daemon.sock"
+    return short_paths.private_folder(state_dir) / "daemon.sock"
 
 
 def daemon_record(state_dir: Path) -> dict[str, Any] | None:

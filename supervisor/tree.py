@@ -1,7 +1,13 @@
 """Public API of the supervision tree."""
 
 from nb_mcp.supervisor._supervised import ChildExited, Stopping, SupervisedActor, Supervision
-from nb_mcp.supervisor._supervisor import ChildStartError, Supervisor, SupervisorGaveUp, start_root
+from nb_mcp.supervisor._supervisor import (
+    ChildStartError,
+    StartChild,
+    Supervisor,
+    SupervisorGaveUp,
+    start_root,
+)
 from nb_mcp.supervisor.spec import ChildSpec, Restart, Strategy
 
 __all__ = [
@@ -9,6 +15,7 @@ __all__ = [
     "ChildSpec",
     "ChildStartError",
     "Restart",
+    "StartChild",
     "Stopping",
     "Strategy",
     "SupervisedActor",

@@ -19,7 +19,7 @@ from typing import Any
 import nbformat
 import pykka
 from nb_mcp.actors.environment import KernelChoice
-from nb_mcp.actors.job import JobActor, JobSnapshot, JobSpec
+from nb_mcp.actors.job import JobActor, JobBoard, JobSnapshot, JobSpec
 from nb_mcp.actors.launch import KernelLaunch
 from nb_mcp.actors.log import LogActor
 from nb_mcp.actors.refs import NotebookRefs
@@ -102,7 +102,11 @@ class Tree:
         self.subtree = self.root.proxy().start_child(spec).get()
 
     def run(
-        self, *positions: int, timeout: float | None = None, code: str | None = None
+        self,
+        *positions: int,
+        timeout: float | None = None,
+        code: str | None = None,
+        board: JobBoard | None = None,
     ) -> Future[JobSnapshot]:
         """Start a job on these cells (all, if none is named; scratch code if `code`)."""
         chosen = positions or tuple(range(len(self.cell_ids)))
@@ -121,7 +125,7 @@ class Tree:
         child = ChildSpec(
             f"job:{job_id}",
             JobActor,
-            {"spec": spec, "refs": self.refs, "done": done, "clock": self.clock},
+            {"spec": spec, "refs": self.refs, "done": done, "clock": self.clock, "board": board},
             restart=Restart.TEMPORARY,
         )
         self.subtree.proxy().start_child(child).get(timeout=5)

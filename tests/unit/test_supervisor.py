@@ -18,6 +18,7 @@ from nb_mcp.supervisor.tree import (
     ChildSpec,
     ChildStartError,
     Restart,
+    StartChild,
     Strategy,
     SupervisedActor,
     Supervision,
@@ -280,6 +281,25 @@ def test_a_child_whose_setup_fails_is_not_kept_and_start_child_raises_child_star
     [failed] = journal.events_named("supervisor.child_start_failed", "w")
     assert failed["reason"] == "SetupRefused: w refuses to start"
     assert failed["level"] == "error"
+
+
+def test_a_child_started_by_a_tell_runs_and_one_that_cannot_start_tells_the_sender_why(
+    journal: Journal,
+) -> None:
+    root = start_root("root", emit=journal.emit)
+    failures: list[BaseException] = []
+
+    root.tell(StartChild(worker("told", journal, restart=Restart.TEMPORARY), failures.append))
+    root.tell(StartChild(worker("w", journal, fail_setup=lambda _: True), failures.append))
+    root.tell(StartChild(worker("told", journal), failures.append))  # its id is taken
+
+    # the supervisor handles its mailbox in order: by this answer, all three were handled
+    children = root.proxy().which_children().get(timeout=WAIT)
+    assert [(c_id, restart) for c_id, _, restart in children] == [("told", Restart.TEMPORARY)]
+    assert child(root, "told").proxy().ping().get(timeout=WAIT) == "pong"
+    assert [type(f) for f in failures] == [ChildStartError, ValueError]
+    assert "SetupRefused: w refuses to start" in str(failures[0])
+    assert root.is_alive(), "a child that cannot start is the sender's business, not a crash"
 
 
 def test_a_misspelt_child_argument_fails_the_start_instead_of_being_ignored(
