@@ -186,7 +186,8 @@ def edited(result: f.Edited) -> str:
         else "Cleared the outputs of every code cell",
     }[result.op]
     created = f" (created {result.path})" if result.created else ""
-    body = f"{action} in {result.path.name}{created}; it has {result.total} cell{'s' if result.total != 1 else ''} now."
+    cells = f"{result.total} cell{'s' if result.total != 1 else ''}"
+    body = f"{action} in {result.path.name}{created}; it has {cells} now."
     return with_notices(body, result.notices)
 
 
