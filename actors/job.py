@@ -24,7 +24,7 @@ from typing import Any
 
 import pykka
 from nb_mcp.actors import notebook as nb
-from nb_mcp.actors.job_cancel import CancellableJob
+from nb_mcp.actors.job_cancel import CancellableJob, InterruptAgain
 from nb_mcp.actors.job_data import SCRATCH, CellRun, JobSnapshot, JobSpec
 from nb_mcp.actors.kernel_protocol import (
     CellDone,
@@ -122,6 +122,8 @@ class JobActor(CancellableJob, SupervisedActor):
             return self._on_cell_done(message)
         if isinstance(message, CellProgress):
             return self._on_progress(message)
+        if isinstance(message, InterruptAgain):
+            return self._interrupt_own_cell()
         if isinstance(message, ScratchMessage):
             self._scratch_builder.apply(SCRATCH, message.msg_type, message.content)
             return None

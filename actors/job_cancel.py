@@ -14,6 +14,7 @@ A mixin of JobActor, so the sequencing module stays about sequencing.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
@@ -21,6 +22,14 @@ from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.kernel_protocol import CellDone, InterruptJob
 
 QUEUED, RUNNING, FINISHED = "queued", "running", "finished"
+# An interrupt that reaches a kernel before it began the cell (sent a moment ago) is lost:
+# until the cell ends, the job asks again this often.
+INTERRUPT_AGAIN_SEC = 2.0
+
+
+@dataclass(frozen=True)
+class InterruptAgain:
+    """Timer -> a cancelled job whose cell still runs: send the interrupt again."""
 
 
 class CancellableJob:
@@ -39,6 +48,7 @@ class CancellableJob:
     _emit_finished: Any
     _skip_rest: Any
     _finish: Any
+    actor_ref: Any
 
     def cancel(self, reason: str) -> str:
         """Cancel this job; say what it was doing: queued, running, or finished."""
@@ -55,11 +65,17 @@ class CancellableJob:
             return FINISHED
         if not self._cancel_reason:
             self._cancel_reason = reason
-            process = self._refs.current("process")
-            if process is not None:
-                with contextlib.suppress(pykka.ActorDeadError):
-                    process.tell(InterruptJob(self._spec.job_id))
+            self._interrupt_own_cell()
+            self._clock.tell_every(INTERRUPT_AGAIN_SEC, self.actor_ref, InterruptAgain())
         return RUNNING
+
+    def _interrupt_own_cell(self) -> None:
+        if self._state != "running":
+            return
+        process = self._refs.current("process")
+        if process is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                process.tell(InterruptJob(self._spec.job_id))
 
     def _cancelled_cell_done(self, done: CellDone, position: int) -> bool:
         """The running cell of a cancelled job ended; True if the job ends here (else the
