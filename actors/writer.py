@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nb_mcp.actors import atomic, disk_sync, writer_reports
+from nb_mcp.actors import atomic, disk_sync, writer_queued, writer_reports
 from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.log import emit
 from nb_mcp.actors.merge import merge
@@ -112,7 +112,7 @@ class _Look:
     """Time to look at the file (from the watch timer)."""
 
 
-class WriterActor(SupervisedActor):
+class WriterActor(writer_queued.QueuedMarks, SupervisedActor):
     def __init__(
         self,
         *,
@@ -132,8 +132,6 @@ class WriterActor(SupervisedActor):
         self._memory = WriteMemory()
         self._restored: dict[str, None] = {}  # cells whose outputs went back, for a notice
         self._queued: set[str] = set()  # cells marked Queued by us, not started yet
-        # What a Queued cell showed before its job marked it: a cancelled job gives it back.
-        self._before_queued: dict[str, tuple[str, list[Any]]] = {}
         self._watch: Timer | None = None
         self._watch_until = 0.0
         self._pending_ops: list[nb.Op] = []
@@ -356,7 +354,7 @@ class WriterActor(SupervisedActor):
             if cell is None or cell_id in self._live:
                 continue
             self._builder.forget(cell_id)
-            self._before_queued[cell_id] = (job_id, list(cell.get("outputs", [])))
+            self.remember_before_queued(job_id, cell_id, cell.get("outputs", []))
             previous = nb.without_markers(cell.get("outputs", []))
             cell["outputs"] = [nb.queued_marker(position, total, job_id, at), *previous]
             self._dirty_cells.add(cell_id)
@@ -457,20 +455,6 @@ class WriterActor(SupervisedActor):
             # With the streaming cadence: a job of many quick cells is not one full rewrite
             # per cell. Within 0.2 s it is on disk.
             self._schedule_flush()
-
-    def unmark_queued(self, job_id: str, cell_ids: list[str]) -> None:
-        """A queued job was cancelled: its cells show again what they showed before."""
-        for cell_id in cell_ids:
-            job, before = self._before_queued.pop(cell_id, ("", []))
-            cell = self._code_cell(cell_id)
-            if job != job_id or cell is None or cell_id in self._live:
-                continue  # another job marked it since, or it runs: not ours to undo
-            self._queued.discard(cell_id)
-            self._builder.forget(cell_id)
-            cell["outputs"] = before
-            self._dirty_cells.add(cell_id)
-            self._dirty = True
-        self._write_soon()
 
     def mark_skipped(self, cell_ids: list[str], reason: str) -> None:
         if self._doc is None:

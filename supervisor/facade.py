@@ -28,7 +28,7 @@ from nb_mcp.actors.kernel_protocol import KernelInfo
 from nb_mcp.actors.log import LogActor, emit
 from nb_mcp.actors.refs import NotebookRefs, NotRunning
 from nb_mcp.actors.writer import CellOutputs, EditResult
-from nb_mcp.supervisor import job_cancel, kernels, statedir, takeover, views
+from nb_mcp.supervisor import job_cancel, kernels, statedir, takeover, task_registry, views
 from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor.config import Config
 from nb_mcp.supervisor.notebook_tree import TakenOver, notebook_spec
@@ -42,7 +42,6 @@ from nb_mcp.supervisor.results import (
     Submitted,
 )
 from nb_mcp.supervisor.session import Session
-from nb_mcp.supervisor.task_registry import TaskRegistry
 from nb_mcp.supervisor.tree import ChildSpec, Restart, start_root
 
 T = TypeVar("T")
@@ -89,8 +88,7 @@ class Facade:
         self._stopped = False
         self._record: statedir.ServerRecord | None = None
         self._jobs: OrderedDict[str, tuple[_Notebook, Future[JobSnapshot]]] = OrderedDict()
-        # MCP tasks (the tasks extension): one registry per daemon, shared by all its fronts.
-        self.tasks = TaskRegistry()
+        self.tasks = task_registry.TaskRegistry()  # MCP tasks: the daemon's, for all fronts
 
     # ------------------------------------------------------------ start and stop
 
@@ -386,12 +384,8 @@ class Facade:
             return future.result()
         raise NbError(f"job {job_id} is not running and has no result (see the event log)")
 
-    def cancel_job(
-        self, job_id: str, scope: Scope | None = None, reason: str = "cancelled by cancel_job"
-    ) -> str:
-        """Stop that job only (supervisor/job_cancel.py); say what happened."""
-        notebook, future = self._job_entry(job_id, scope)
-        return job_cancel.cancel(notebook.supervisor_proxy, job_id, future, reason)
+    def cancel_job(self, job_id: str, scope: Scope | None = None, why: str = "") -> str:
+        return job_cancel.cancel(*self._job_entry(job_id, scope), job_id, why)
 
     def job_future(self, job_id: str, scope: Scope | None = None) -> Future[JobSnapshot]:
         """The job's future; with `scope`, only a job on a notebook under its roots (any

@@ -15,13 +15,13 @@ from nb_mcp.actors.job_data import JobSnapshot
 _ASK_TIMEOUT = 60.0
 
 
-def cancel(notebook_supervisor: Any, job_id: str, future: Future[JobSnapshot], reason: str) -> str:
-    """Cancel the job; return what happened, for the agent."""
+def cancel(notebook: Any, future: Future[JobSnapshot], job_id: str, reason: str) -> str:
+    """Cancel the job on this notebook (the facade's handle); say what happened."""
+    reason = reason or "cancelled by cancel_job"
     if future.done():
         return _already(future.result())
-    ref = None
     try:
-        ref = notebook_supervisor.which_child(f"job:{job_id}").get(timeout=_ASK_TIMEOUT)
+        ref = notebook.supervisor_proxy.which_child(f"job:{job_id}").get(timeout=_ASK_TIMEOUT)
         was = None if ref is None else ref.proxy().cancel(reason).get(timeout=_ASK_TIMEOUT)
     except (pykka.ActorDeadError, pykka.Timeout):
         was = None
