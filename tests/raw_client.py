@@ -19,6 +19,15 @@ LEGACY = "2025-11-25"
 TASKS = "io.modelcontextprotocol/tasks"
 
 
+def modern_envelope(tasks: bool) -> dict[str, Any]:
+    """The 2026-07-28 per-request `_meta`, declaring the tasks extension or not."""
+    return {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {"extensions": {TASKS: {}}} if tasks else {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+    }
+
+
 class RawMcp:
     """`nb mcp` spoken to line by line. `tasks=True`: each request declares the tasks
     extension in its 2026-07-28 envelope; `version=LEGACY` opens with the 2025 handshake."""
@@ -84,12 +93,7 @@ class RawMcp:
         request_id = next(self._ids)
         params = dict(params or {})
         if envelope and self.version == MODERN:
-            capabilities = {"extensions": {TASKS: {}}} if self.tasks else {}
-            params["_meta"] = {
-                "io.modelcontextprotocol/protocolVersion": MODERN,
-                "io.modelcontextprotocol/clientCapabilities": capabilities,
-                "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
-            }
+            params["_meta"] = modern_envelope(self.tasks)
         self._send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
         deadline = time.monotonic() + 90
         with self._arrived:

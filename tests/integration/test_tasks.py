@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import httpx2
 import nbformat
 import pytest
 
 from tests.helpers import NB, events_named, gate, load, outputs_text, read_events, wait_for
-from tests.raw_client import LEGACY, RawMcp, text_of
+from tests.integration.test_http_front import http_daemon  # noqa: F401 (a fixture)
+from tests.raw_client import LEGACY, MODERN, RawMcp, modern_envelope, text_of
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -312,3 +314,48 @@ def test_an_unknown_or_expired_task_id_is_the_extensions_invalid_params_error(
             "the task to be forgotten NB_MCP_TASK_TTL_SEC after its job ended",
         )
         assert mcp.get(task["taskId"])["error"]["code"] == -32602
+
+
+def http_request(port: int, token: str, method: str, params: dict, name: str = "") -> dict:
+    """One 2026-07-28 request over streamable HTTP, its routing headers set as the spec asks."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": method}
+    body["params"] = {**params, "_meta": modern_envelope(tasks=True)}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": method,
+    }
+    if name:
+        headers["Mcp-Name"] = name
+    answer = httpx2.post(f"http://127.0.0.1:{port}/mcp", json=body, headers=headers, timeout=60)
+    if answer.headers.get("content-type", "").startswith("text/event-stream"):
+        data = [line[5:] for line in answer.text.splitlines() if line.startswith("data:")]
+        return json.loads(data[-1])
+    return answer.json()
+
+
+def test_a_task_made_over_the_http_front_is_polled_over_http_and_through_a_stdio_front(
+    http_daemon,  # noqa: F811
+    tmp_path,
+    workdir,
+):
+    port, env = http_daemon
+    token = (tmp_path / "state" / "http.token").read_text().strip()
+    flag = tmp_path / "go.flag"
+    write_notebook(workdir, "remote.ipynb", gate(flag, before="print('remote run', flush=True)"))
+    call = {"name": "exec_cell", "arguments": {"path": "remote.ipynb", "index": 0, "block_for": 0}}
+    task = http_request(port, token, "tools/call", call, "exec_cell")["result"]
+    assert task["resultType"] == "task", task
+    task_id = task["taskId"]
+
+    def remote_progress() -> bool:
+        answer = http_request(port, token, "tasks/get", {"taskId": task_id}, task_id)
+        return "remote run" in answer["result"]["statusMessage"]
+
+    wait_for(remote_progress, 30, "progress over HTTP")
+    with client(workdir, env, tmp_path, in_process=False) as front:
+        assert front.get(task_id)["result"]["status"] == "working"
+        flag.touch()
+        done = front.poll_until(task_id, "completed")
+    assert "remote run" in text_of(done["result"])
