@@ -17,6 +17,7 @@ _ICONS = {
     "timeout": "⏱",
     "died": "✗",
     "skipped": "⊘",
+    "cancelled": "⊘",
     "lost": "⊘",
     "queued": "⏳",
     "running": "▶",
