@@ -225,7 +225,14 @@ class InFlight:
 
     # ------------------------------------------------------------ progress
 
+    def progress_to_job(self) -> None:
+        """Tell the job the output the throttle held back (statusMessage, exec_status)."""
+        if self.execution is not None:
+            self.execution.last_progress_to_job = self._clock.monotonic()
+            self._progress_to_job(self.execution)
+
     def _progress_to_job(self, execution: Execution) -> None:
+        execution.progress_pending = False
         age = self._clock.monotonic() - execution.last_output
         progress = CellProgress(
             execution.cell_id, self._clock.time() - age, execution.tail, execution.outputs

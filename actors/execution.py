@@ -52,6 +52,7 @@ class Execution:
     last_event: float = 0.0
     last_event_outputs: int = 0
     last_progress_to_job: float = 0.0
+    progress_pending: bool = False  # output the job has not heard of (the throttle held it)
     across_rebuild: bool = False  # its channels were rebuilt while it ran
     probe_answered_at: float | None = None
     replied_at: float | None = None  # when the shell's execute_reply came

@@ -24,6 +24,7 @@ from typing import Any
 
 import pykka
 from nb_mcp.actors import notebook as nb
+from nb_mcp.actors.job_cancel import CancellableJob, InterruptAgain
 from nb_mcp.actors.job_data import SCRATCH, CellRun, JobBoard, JobSnapshot, JobSpec, RunOutputs
 from nb_mcp.actors.kernel_protocol import (
     CellDone,
@@ -44,10 +45,11 @@ from nb_mcp.supervisor.tree import SupervisedActor, Supervision
 
 __all__ = ["SCRATCH", "CellRun", "JobActor", "JobBoard", "JobSnapshot", "JobSpec"]
 
-_FINAL_STATES = ("ok", "error", "timeout", "died", "skipped", "lost")
+_JOB_ENDS = ("ok", "error", "stopped", "cancelled")
+_FINAL_STATES = ("ok", "error", "timeout", "died", "skipped", "lost", "cancelled")
 
 
-class JobActor(SupervisedActor):
+class JobActor(CancellableJob, SupervisedActor):
     def __init__(
         self,
         *,
@@ -129,6 +131,8 @@ class JobActor(SupervisedActor):
         if isinstance(message, CellProgress):
             self._on_progress(message)
             return self._post()
+        if isinstance(message, InterruptAgain):
+            return self._interrupt_own_cell()
         if isinstance(message, ScratchMessage):
             self._scratch_builder.apply(SCRATCH, message.msg_type, message.content)
             return None
@@ -144,7 +148,7 @@ class JobActor(SupervisedActor):
             submitted_at=spec.submitted_at,
             cells=tuple(self._cells),
             started_at=self._started_at,
-            finished_at=self._clock.time() if self._state in ("ok", "error", "stopped") else None,
+            finished_at=self._clock.time() if self._state in _JOB_ENDS else None,
             ahead=self._ahead,
             reason=self._reason,
             scratch_outputs=tuple(self._scratch),
@@ -274,6 +278,8 @@ class JobActor(SupervisedActor):
         position = self._current
         if position is None or self._cells[position].cell_id != done.cell_id:
             return
+        if self._cancel_reason and self._cancelled_cell_done(done, position):
+            return
         finished = self._clock.time()
         self._set(
             position,
@@ -342,7 +348,7 @@ class JobActor(SupervisedActor):
             duration_sec=round(took, 3),
             cells_ok=counts["ok"],
             cells_error=failed,
-            cells_skipped=counts["skipped"] + counts["lost"],
+            cells_skipped=counts["skipped"] + counts["lost"] + counts["cancelled"],
             reason=reason or None,
         )
         if self._turns is not None:

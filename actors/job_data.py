@@ -57,7 +57,7 @@ class RunOutputs:
 class CellRun:
     cell_id: str
     position: int
-    state: str  # queued, running, ok, error, timeout, died, skipped, lost
+    state: str  # queued, running, ok, error, timeout, died, skipped, lost, cancelled
     index: int | None = None
     started_at: float | None = None
     duration: float | None = None
@@ -74,7 +74,7 @@ class JobSnapshot:
     job_id: str
     notebook: Path
     kind: str
-    state: str  # queued, running, ok, error, stopped
+    state: str  # queued, running, ok, error, stopped, cancelled
     submitted_at: float
     cells: tuple[CellRun, ...]
     started_at: float | None = None
@@ -97,7 +97,7 @@ class JobSnapshot:
 
     @property
     def done(self) -> bool:
-        return self.state in ("ok", "error", "stopped")
+        return self.state in ("ok", "error", "stopped", "cancelled")
 
     @property
     def running(self) -> CellRun | None:

@@ -39,7 +39,7 @@ from nb_mcp.actors.kernel_messages import (
     StartFailed,
     StartKernel,
 )
-from nb_mcp.actors.kernel_protocol import KernelInfo, KernelState, Resumed
+from nb_mcp.actors.kernel_protocol import InterruptJob, KernelInfo, KernelState, Resumed
 from nb_mcp.actors.kernel_status import Inheritance, KernelBook, Life
 from nb_mcp.actors.launch import KernelLaunch
 from nb_mcp.actors.refs import NotebookRefs
@@ -88,6 +88,7 @@ class KernelProcess(SupervisedActor):
         self._session: pykka.ActorRef[Any] | None = None
         self._inheritance_told = True  # False until the first session has heard of it
         self._resumed: Resumed | None = None
+        self._cancelling: str | None = None  # a cancelled job whose cell is not busy yet
 
     # ------------------------------------------------------------ lifecycle
 
@@ -137,6 +138,10 @@ class KernelProcess(SupervisedActor):
             return self._on_tick()
         if isinstance(message, Activity):
             self._book.activity = message
+            self._on_activity_for_cancel()
+        elif isinstance(message, InterruptJob):
+            self._cancelling = message.job_id
+            self._on_activity_for_cancel()
         elif isinstance(message, JobsNow):
             self._book.jobs = message
         elif isinstance(message, RecordInFlight):
@@ -341,6 +346,21 @@ class KernelProcess(SupervisedActor):
                 "timeout",
                 job_id=timed_out.job_id,
                 cell_id=timed_out.cell_id,
+            )
+
+    def _on_activity_for_cancel(self) -> None:
+        """Interrupt a cancelled job's cell once it is the one on the kernel; forget the
+        cancel when another job's cell is (the cancelled job ended between its cells)."""
+        job_id, activity = self._cancelling, self._book.activity
+        if job_id is None or activity.state is KernelState.IDLE:
+            return
+        self._cancelling = None
+        if activity.job_id == job_id and self._backend is not None:
+            self._interrupt(
+                f"job {job_id} was cancelled; interrupted its cell",
+                "cancel",
+                job_id=job_id,
+                cell_id=activity.cell_id if activity.to_writer else None,
             )
 
     def _interrupt(self, message: str, reason: str, **where: str | None) -> None:

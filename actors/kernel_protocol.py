@@ -64,6 +64,16 @@ class Release:
 
 
 @dataclass(frozen=True)
+class InterruptJob:
+    """Job -> the kernel's process actor: interrupt my cell, and no other job's (cancel_job).
+
+    Sent when the job is cancelled; if its cell is not on the kernel yet, the interrupt waits
+    for it, and is dropped if another job's cell comes first."""
+
+    job_id: str
+
+
+@dataclass(frozen=True)
 class Turn:
     """Queue -> job: the kernel is yours."""
 

@@ -334,6 +334,8 @@ class KernelSession(SupervisedActor):
             self._cell.progress_event(output=found is Due.OUTPUT_EVENT)
         elif found is Due.OVER_AFTER_REBUILD:
             self._cell.over_after_rebuild()
+        elif found is Due.PROGRESS_TO_JOB:
+            self._cell.progress_to_job()
         elif found is Due.IDLE_LOST:
             self._cell.idle_lost()
 

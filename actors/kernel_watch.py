@@ -26,6 +26,7 @@ class Due(Enum):
     HEARTBEAT_EVENT = auto()  # a cell.heartbeat event (it has been silent)
     OVER_AFTER_REBUILD = auto()  # channels rebuilt mid-cell and it ended meanwhile
     IDLE_LOST = auto()  # the shell said done and the idle on iopub never came
+    PROGRESS_TO_JOB = auto()  # output the throttle held back from the job: send it now
 
 
 def due(execution: Execution, now: float, progress_interval: float) -> list[Due]:
@@ -39,6 +40,8 @@ def due(execution: Execution, now: float, progress_interval: float) -> list[Due]
     found = []
     if execution.worth_recording(now):
         found.append(Due.RECORD)
+    if execution.progress_pending and now - execution.last_progress_to_job >= PROGRESS_TO_JOB_SEC:
+        found.append(Due.PROGRESS_TO_JOB)  # the latest line, held by the throttle, goes now
     progress = execution.progress_due(now, progress_interval)
     if progress == "output":
         found.append(Due.OUTPUT_EVENT)
@@ -54,6 +57,7 @@ def due(execution: Execution, now: float, progress_interval: float) -> list[Due]
 def progress_to_job_due(execution: Execution, now: float) -> bool:
     """Whether the job is due news of the cell's output (throttled: thousands of outputs)."""
     if now - execution.last_progress_to_job < PROGRESS_TO_JOB_SEC:
+        execution.progress_pending = True  # a tick sends it when the throttle allows
         return False
     execution.last_progress_to_job = now
     return True

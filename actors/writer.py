@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nb_mcp.actors import disk_sync, writer_reports
+from nb_mcp.actors import disk_sync, writer_queued, writer_reports
 from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.flush_policy import FlushPolicy
 from nb_mcp.actors.job_data import RunOutputs
@@ -62,7 +62,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class WriterActor(CellSide, DiskSide, SupervisedActor):
+class WriterActor(CellSide, DiskSide, writer_queued.QueuedMarks, SupervisedActor):
     def __init__(
         self,
         *,

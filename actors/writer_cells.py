@@ -33,6 +33,7 @@ class CellSide:
             if cell is None or cell_id in self._live:
                 continue
             self._builder.forget(cell_id)
+            self.remember_before_queued(job_id, cell_id, cell.get("outputs", []))
             previous = nb.without_markers(cell.get("outputs", []))
             cell["outputs"] = [nb.queued_marker(position, total, job_id, at), *previous]
             self._dirty_cells.add(cell_id)

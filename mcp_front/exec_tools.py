@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
-from nb_mcp.mcp_front import job_replies, replies, waiting
+from nb_mcp.mcp_front import job_replies, replies, tasks_extension, waiting
 from nb_mcp.mcp_front.registry import CellId, Index, NotebookPath, Tools
-from nb_mcp.supervisor.facade import Submitted
+from nb_mcp.mcp_front.tasks_extension import TasksExtension
+from nb_mcp.supervisor.facade import JobSnapshot, Submitted
 from pydantic import Field
 
 Timeout = Annotated[
@@ -35,7 +36,7 @@ KernelName = Annotated[
 ]
 
 
-def register(tools: Tools) -> None:
+def register(tools: Tools, tasks: TasksExtension) -> None:
     facade, run = tools.facade, tools.run
 
     async def submit_and_wait(
@@ -44,29 +45,44 @@ def register(tools: Tools) -> None:
         wait = waiting.bound(tools.settings, block_for)
         scope = await tools.scope(ctx)
         submitted: Submitted = await run(facade.submit, path, kind, scope=scope, **arguments)
-        return await reply(ctx, submitted.job_id, wait, submitted.notices)
+        return await reply(ctx, submitted.job_id, wait, submitted.notices, kind)
+
+    def finished(snapshot: JobSnapshot, wait_note: str, notes: list[str]) -> list[Any]:
+        """The reply for a finished job (blocking: call it in a worker thread)."""
+        outputs = None
+        if snapshot.kind == "run_scratch":
+            notes = notes + facade.notices_for(snapshot.notebook)
+        else:
+            outputs, notices = facade.job_outputs(snapshot)
+            notes = notes + notices
+        if wait_note:
+            notes = [wait_note, *notes]
+        return job_replies.finished(
+            snapshot, outputs, tools.settings.max_reply_chars, tools.settings.max_image_bytes, notes
+        )
 
     async def reply(
-        ctx: Context, job_id: str, wait: waiting.Bound, notes: list[str]
+        ctx: Context, job_id: str, wait: waiting.Bound, notes: list[str], tool: str = ""
     ) -> list[Any] | str:
         future = facade.job_future(job_id)
         snapshot = await waiting.wait_for(facade, job_id, future, wait.seconds, ctx)
+        if snapshot is None and tool and tasks_extension.offered():
+            # Still running, and the client takes tasks: the result comes through tasks/get,
+            # exactly as this call would have given it, the session's notices included.
+            later = notes + tools.take_first_notices()
+
+            def render(ended: JobSnapshot) -> dict[str, Any]:
+                return tasks_extension.call_tool_result(finished(ended, wait.note, later))
+
+            notebook = (await run(facade.job, job_id)).notebook
+            tasks_extension.answer_with(tasks.create(job_id, future, render, tool, notebook))
+            return ""
         if snapshot is None:
             await run(facade.remember_job, job_id)  # the agent is about to run nb watch
             snapshot = await run(facade.job, job_id)
             notes = notes + await run(facade.notices_for, snapshot.notebook)
             return job_replies.pending(snapshot, wait.seconds, wait.note, notes)
-        outputs = None
-        if snapshot.kind == "run_scratch":
-            notes = notes + await run(facade.notices_for, snapshot.notebook)
-        else:
-            outputs, notices = await run(facade.job_outputs, snapshot)
-            notes = notes + notices
-        if wait.note:
-            notes = [wait.note, *notes]
-        return job_replies.finished(
-            snapshot, outputs, tools.settings.max_reply_chars, tools.settings.max_image_bytes, notes
-        )
+        return await run(finished, snapshot, wait.note, notes)
 
     @tools.tool
     async def exec_cell(
@@ -201,6 +217,23 @@ def register(tools: Tools) -> None:
         if wait.note:
             notes = [wait.note, *notes]
         return replies.with_notices(job_replies.table(snapshot), notes)
+
+    @tools.tool
+    async def cancel_job(
+        ctx: Context,
+        job_id: Annotated[str, Field(description="The job id an exec tool returned")],
+    ) -> str:
+        """Stop that job only: a queued one leaves the queue (its cells show what they showed
+        before), a running one has its cell interrupted (the kernel and its variables stay)
+        and its later cells skipped. Other jobs on the notebook run on."""
+        scope = await tools.scope(ctx)
+        said = await run(facade.cancel_job, job_id, scope)
+        future = facade.job_future(job_id, scope)
+        wait = waiting.bound(tools.settings, None)
+        snapshot = await waiting.wait_for(facade, job_id, future, wait.seconds, ctx)
+        if snapshot is None:
+            return f'{said}; it has not stopped yet: exec_status(job_id="{job_id}") follows it'
+        return f"{said}.\n{job_replies.table(snapshot)}"
 
     @tools.tool
     async def status(ctx: Context) -> str:

@@ -20,6 +20,7 @@ _ICONS = {
     "timeout": "⏱",
     "died": "✗",
     "skipped": "⊘",
+    "cancelled": "⊘",
     "lost": "⊘",
     "queued": "⏳",
     "running": "▶",

@@ -122,6 +122,10 @@ class Tools:
         ]
         return call
 
+    def take_first_notices(self) -> list[str]:
+        """The session's first-reply notices, which no later reply repeats."""
+        return self._take_first_notices()
+
     def _take_first_notices(self) -> list[str]:
         notices, self._first_notices = self._first_notices, []
         return notices

@@ -10,6 +10,7 @@ from mcp.server.stdio import stdio_server
 from nb_mcp.mcp_front import edit_tools, exec_tools, kernel_tools
 from nb_mcp.mcp_front.registry import Tools
 from nb_mcp.mcp_front.stdio import StdinLines
+from nb_mcp.mcp_front.tasks_extension import TasksExtension
 from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor.facade import VERSION, Facade
 from nb_mcp.supervisor.session import Session
@@ -25,10 +26,17 @@ def build(facade: Facade, session: Session, client_roots: bool = True) -> MCPSer
     """The tools for one session; `client_roots=False` ignores the roots a client declares."""
     # WARNING: the SDK's INFO lines (every refused call) would flood the client's stderr log;
     # nb's own event log says what happened.
-    server = MCPServer("nb", version=VERSION, instructions=INSTRUCTIONS, log_level="WARNING")
+    tasks = TasksExtension(facade, session)
+    server = MCPServer(
+        "nb",
+        version=VERSION,
+        instructions=INSTRUCTIONS,
+        log_level="WARNING",
+        extensions=[tasks],
+    )
     tools = Tools(server, facade, session, client_roots)
     edit_tools.register(tools)
-    exec_tools.register(tools)
+    exec_tools.register(tools, tasks)
     kernel_tools.register(tools)
     return server
 

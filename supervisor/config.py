@@ -48,6 +48,7 @@ class Config:
     kernel_transport: str
     kernel_memory_mb: int
     kernel_cpu_sec: int
+    task_ttl_sec: float = 3600.0
     idle_sec: float = 900.0
 
     @classmethod
@@ -78,6 +79,7 @@ class SessionSettings:
     max_image_bytes: int
     kernel_start_timeout_sec: float
     roots: tuple[Path, ...]
+    task_ttl_sec: float = 3600.0  # an MCP task's result is kept this long after its job ended
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], cwd: Path) -> SessionSettings:
@@ -93,6 +95,7 @@ class SessionSettings:
                 "NB_MCP_KERNEL_START_TIMEOUT_SEC", 60.0, minimum=1.0
             ),
             roots=reader.paths("NB_MCP_ROOTS", cwd) or (cwd.resolve(),),
+            task_ttl_sec=reader.number("NB_MCP_TASK_TTL_SEC", 3600.0, minimum=1.0),
         )
 
 
@@ -106,6 +109,7 @@ SESSION_SETTINGS = {
     "NB_MCP_MAX_IMAGE_BYTES": "max_image_bytes",
     "NB_MCP_KERNEL_START_TIMEOUT_SEC": "kernel_start_timeout_sec",
     "NB_MCP_ROOTS": "roots",
+    "NB_MCP_TASK_TTL_SEC": "task_ttl_sec",
 }
 DAEMON_SETTINGS = {
     "NB_MCP_STATE_DIR": "state_dir",

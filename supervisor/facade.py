@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
-from nb_mcp.supervisor import kernels
+from nb_mcp.supervisor import job_cancel, kernels, task_registry
 from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor.config import Config
 from nb_mcp.supervisor.editing import Editing
@@ -71,6 +71,7 @@ class Facade:
         self._kernels = KernelCalls(self._notebooks)
         self._editing = Editing(self._notebooks, self._kernels)
         self._jobs = Jobs(self._notebooks, self._kernels, self._editing)
+        self.tasks = task_registry.TaskRegistry()  # MCP tasks: the daemon's, for all fronts
 
     # ------------------------------------------------------------ start and stop
 
@@ -186,6 +187,10 @@ class Facade:
     def job(self, job_id: str) -> JobSnapshot:
         """The job's state now: the latest its actor put up, or its final snapshot."""
         return self._jobs.job(job_id)
+
+    def cancel_job(self, job_id: str, scope: Scope | None = None, why: str = "") -> str:
+        entry = self._jobs.entry(job_id, scope)
+        return job_cancel.cancel(entry.notebook, entry.future, job_id, why)
 
     def job_future(self, job_id: str, scope: Scope | None = None) -> Future[JobSnapshot]:
         """The job's future; with `scope`, only a job on a notebook under its roots (any

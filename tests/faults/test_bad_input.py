@@ -67,6 +67,7 @@ PARAMS: dict[str, list[str]] = {
     ],
     "run_scratch": ["path", "code", "timeout", "block_for", "kernel_name"],
     "exec_status": ["job_id", "block_for"],
+    "cancel_job": ["job_id"],
     "status": [],
     "interrupt": ["path"],
     "restart_kernel": ["path", "kernel_name"],
