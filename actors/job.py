@@ -26,6 +26,7 @@ import pykka
 from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.job_cancel import CancellableJob, InterruptAgain
 from nb_mcp.actors.job_data import SCRATCH, CellRun, JobBoard, JobSnapshot, JobSpec, RunOutputs
+from nb_mcp.actors.job_ends import cell_finished, failure_reason
 from nb_mcp.actors.kernel_protocol import (
     CellDone,
     CellProgress,
@@ -317,7 +318,7 @@ class JobActor(CancellableJob, SupervisedActor):
                 "died": "the kernel died in an earlier cell",
             }.get(done.status, "earlier cell failed")
         )
-        self._finish("error", _reason(self._cells[position]))
+        self._finish("error", failure_reason(self._cells[position]))
 
     def _skip_rest(self, why: str) -> None:
         rest = [i for i, cell in enumerate(self._cells) if cell.state in ("queued", "running")]
@@ -372,22 +373,7 @@ class JobActor(CancellableJob, SupervisedActor):
         self._cells[position] = replace(self._cells[position], **changes)
 
     def _emit_finished(self, position: int) -> None:
-        run = self._cells[position]
-        emit(
-            "cell.finished",
-            f"cell {run.position}/{len(self._cells)} {run.state}"
-            + (f": {run.ename}: {run.evalue}" if run.ename else "")
-            + (f" ({run.detail})" if run.detail and not run.ename else ""),
-            level="info" if run.state in ("ok", "skipped") else "warning",
-            job_id=self._spec.job_id,
-            notebook=str(self._spec.notebook),
-            cell_id=run.cell_id,
-            cell_index=run.index,
-            status=run.state,
-            duration_sec=round(run.duration or 0.0, 3),
-            ename=run.ename,
-            evalue=(run.evalue or "")[:500] if run.ename else None,
-        )
+        cell_finished(self._cells[position], self._spec, len(self._cells))
 
     def _outputs_of(self, cell_id: str) -> Future[RunOutputs]:
         """Where the writer puts this run's outputs of the cell as it ends it."""
@@ -397,16 +383,3 @@ class JobActor(CancellableJob, SupervisedActor):
     def _writer_tell(self, method: str, *args: Any) -> None:
         with contextlib.suppress(NotRunning):
             getattr(self._refs.writer(), method)(*args)
-
-
-def _reason(run: CellRun) -> str:
-    where = f"cell {run.position}" + (
-        f" ([{run.index}] {run.cell_id})" if run.index is not None else ""
-    )
-    if run.state == "timeout":
-        return f"{where} timed out"
-    if run.state == "died":
-        return f"the kernel died in {where}"
-    if not run.ename:
-        return f"{where} failed"
-    return f"{where} failed: {run.ename}" + (f": {run.evalue}" if run.evalue else "")
