@@ -61,6 +61,9 @@ class JobSnapshot:
     ahead: int = 0
     reason: str = ""
     scratch_outputs: tuple[dict[str, Any], ...] = ()
+    # Its turn came and its kernel is still starting (a gateway's may take minutes): filled
+    # in by the facade from the kernel's state, for exec_status and progress.
+    kernel_starting: bool = False
 
     @property
     def done(self) -> bool:

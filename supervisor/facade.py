@@ -28,7 +28,7 @@ from nb_mcp.actors.kernel_protocol import KernelInfo
 from nb_mcp.actors.log import LogActor, emit
 from nb_mcp.actors.refs import NotebookRefs, NotRunning
 from nb_mcp.actors.writer import CellOutputs, EditResult
-from nb_mcp.supervisor import kernels, statedir, takeover, views
+from nb_mcp.supervisor import job_kernel, kernels, statedir, takeover, views
 from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor.config import Config
 from nb_mcp.supervisor.notebook_tree import TakenOver, notebook_spec
@@ -376,7 +376,8 @@ class Facade:
         try:
             ref = notebook.supervisor_proxy.which_child(f"job:{job_id}").get(timeout=_ASK_TIMEOUT)
             if ref is not None:
-                return ref.proxy().snapshot().get(timeout=_ASK_TIMEOUT)
+                snapshot = ref.proxy().snapshot().get(timeout=_ASK_TIMEOUT)
+                return job_kernel.noted(notebook.refs, snapshot)
         except (pykka.ActorDeadError, pykka.Timeout):
             pass
         if future.done():
