@@ -21,7 +21,6 @@ from nb_mcp.actors.backend import KernelBackend, KernelStartError, LocalBackends
 from nb_mcp.actors.gateway_backend import GatewayBackend, gateway_records
 from nb_mcp.actors.gateway_settings import GatewaySettings, GatewaySettingsError
 from nb_mcp.actors.launch import KernelLaunch
-from nb_mcp.actors.log import emit
 from nb_mcp.supervisor import statedir
 
 
@@ -44,26 +43,12 @@ class SessionBackends:
                 f"run the local Python environment {launch.choice.environment}; pass one of "
                 "the gateway's kernelspecs as kernel_name (list_kernels shows them)"
             )
-        warn_if_plain_text(settings, self.local.notebook)
         name = launch.choice.kernelspec or "python3"
         backend = GatewayBackend(settings, name, self.local.state_dir, self.local.notebook)
         left = left_behind(self.local.state_dir, self.local.notebook, settings.url, name)
         if left is not None:
             backend.adopt_on_start(left)
         return backend
-
-
-def warn_if_plain_text(settings: GatewaySettings, notebook: Path) -> None:
-    why = settings.plain_text_to_remote_host()
-    if why:
-        emit(
-            "gateway.insecure",
-            f"the kernel of {notebook.name} runs on a gateway reached unencrypted: {why}",
-            level="warning",
-            notebook=str(notebook),
-            gateway_url=settings.url,
-            warning=why,
-        )
 
 
 def left_behind(state_dir: Path, notebook: Path, url: str, name: str) -> dict[str, Any] | None:

@@ -15,12 +15,15 @@ import hashlib
 import json
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 
 from nb_mcp.actors.environment import KernelChoice, KernelMetadata
 from nb_mcp.actors.gateway_client import GatewayClient, GatewayError, KernelSpecs
 from nb_mcp.actors.gateway_settings import GatewaySettings, GatewaySettingsError
+from nb_mcp.actors.log import emit
 
 _CLIENTS: dict[str, GatewayClient] = {}
+_WARNED: set[tuple[str, str]] = set()
 _LOCK = threading.Lock()
 
 
@@ -50,6 +53,24 @@ def client_for(settings: GatewaySettings) -> GatewayClient:
         if client is None:
             client = _CLIENTS[key] = GatewayClient(settings)
         return client
+
+
+def warn_if_plain_text(settings: GatewaySettings, session_id: str, notebook: Path) -> None:
+    """A warning event, once per session and gateway, if it is reached unencrypted over the
+    network (the token, the code and the outputs would cross it in the clear)."""
+    why = settings.plain_text_to_remote_host()
+    with _LOCK:
+        if not why or (session_id, settings.url) in _WARNED:
+            return
+        _WARNED.add((session_id, settings.url))
+    emit(
+        "gateway.insecure",
+        f"kernels of session {session_id} run on a gateway reached unencrypted: {why}",
+        level="warning",
+        notebook=str(notebook),
+        gateway_url=settings.url,
+        warning=why,
+    )
 
 
 def kernelspecs(settings: GatewaySettings) -> KernelSpecs:

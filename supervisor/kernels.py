@@ -90,6 +90,7 @@ def _choose(
     try:
         gateway = gateways.settings_of(session.env)
         if gateway is not None:
+            gateways.warn_if_plain_text(gateway, session.id, notebook)
             return gateways.choose(gateway, requested, metadata)
     except gateways.GatewayRefused as error:
         if error.missing_kernelspec:

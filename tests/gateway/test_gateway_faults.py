@@ -121,6 +121,8 @@ def test_plain_http_to_another_host_is_a_warning_event_and_a_clear_start_error(
         reply = server.call("exec_cell", path="far.ipynb", index=0)
         assert reply.is_error and "http://192.0.2.1:8888" in reply.text
         assert not psutil.Process(server.pid).children(recursive=True)  # nothing local
+    (warning,) = events_named(read_events(tmp_path / "events.log"), "gateway.insecure")
+    assert warning["gateway_url"] == "http://192.0.2.1:8888" and "192.0.2.1" in warning["warning"]
     log = (tmp_path / "events.log").read_text()
     assert "secret-token-value" not in log and "secret-token-value" not in reply.text
     assert not events_named(read_events(tmp_path / "events.log"), "kernel.ready")

@@ -187,3 +187,21 @@ def test_a_wrong_token_is_a_clear_error_and_nothing_runs_locally(
         assert not psutil.Process(server.pid).children(recursive=True)
         assert not events_named(read_events(tmp_path / "events.log"), "kernel.ready")
         assert "not-the-token" not in reply.text
+
+
+def test_a_cell_that_ignores_its_timeouts_interrupt_gets_the_kernel_restarted_on_the_gateway(
+    remote: McpServer,
+) -> None:
+    stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
+    path = notebook(remote, "stubborn.ipynb", "kept = 1", stubborn, "print('kept' in dir())")
+    remote.call("exec_cell", path="stubborn.ipynb", index=0)
+    timed = remote.call("exec_cell", path="stubborn.ipynb", index=1, timeout=1, block_for=25)
+    assert "timed out" in timed.text, timed.text
+    assert "⏱ Timed out at" in outputs_text(path, 1)
+    after = remote.call("exec_cell", path="stubborn.ipynb", index=2, block_for=25)
+    assert "False" in after.text, after.text  # a restarted kernel: the variables are gone
+    events = [e for e in remote.events() if e.get("notebook") == str(path)]
+    ready = events_named(events, "kernel.ready")
+    assert len(ready) == 2 and ready[0]["kernel_id"] == ready[1]["kernel_id"]  # in place
+    restarted = events_named(events, "kernel.restarted")
+    assert restarted and "did not stop after its timeout" in restarted[0]["reason"]
