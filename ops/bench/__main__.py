@@ -9,7 +9,7 @@ issue's targets (each marked met or missed) and writes the raw figures as JSON.
                         [--workdir DIR] [--keep] [--in-process]
 
 Workloads: round_trip, print_heavy, tqdm, notebook, kernel_death, concurrency, footprint,
-kernel_start. Exit status: 0 when every workload was measured (targets met or not), 1 when
+kernel_start, gateway. Exit status: 0 when every workload was measured (targets met or not), 1 when
 one could not be, 2 on bad arguments.
 """
 

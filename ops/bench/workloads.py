@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ops.bench.common import Context, Outcome
+from ops.bench.gateway import gateway_round_trip
 from ops.bench.latency import kernel_death, kernel_start, round_trip
 from ops.bench.scale import concurrency, footprint, whole_notebook
 from ops.bench.streaming import print_heavy, tqdm_bar
@@ -21,4 +22,5 @@ WORKLOADS: dict[str, Callable[[Context, int | None], Outcome]] = {
     "concurrency": concurrency,
     "footprint": lambda ctx, _: footprint(ctx),
     "kernel_start": kernel_start,
+    "gateway": lambda ctx, _: gateway_round_trip(ctx),
 }

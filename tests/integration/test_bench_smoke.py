@@ -26,6 +26,7 @@ WORKLOADS = (
     "concurrency",
     "footprint",
     "kernel_start",
+    "gateway",
 )
 
 
