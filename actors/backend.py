@@ -332,3 +332,10 @@ class LocalBackend:
         pid, pgid = self.pid, getattr(self._km.provisioner, "pgid", None)
         if pid:
             send_to_group(pid, pgid, signum)
+
+
+def remote_of(backend: KernelBackend) -> dict[str, str | None] | None:
+    """Where a remote kernel is (its id on the gateway, the gateway's URL); None for a kernel
+    on this machine, whose pid tells."""
+    remote = getattr(backend, "remote", None)
+    return dict(remote) if isinstance(remote, dict) else None

@@ -79,6 +79,8 @@ class GatewayBackend:
         self.liveness = RemoteLiveness()
         self._stopped = False
         self._requests: ThreadPoolExecutor | None = None
+        self._adopt: dict[str, Any] | None = None
+        self.reattached = False  # the last start took over a kernel an earlier daemon left
 
     @property
     def pid(self) -> int | None:
@@ -90,7 +92,37 @@ class GatewayBackend:
 
     # ------------------------------------------------------------ the KernelBackend methods
 
+    @property
+    def remote(self) -> dict[str, str | None]:
+        """Where the kernel is, for events and status: no pid here, its id on the gateway."""
+        return {"kernel_id": self.kernel_id, "gateway_url": self.settings.url}
+
+    def adopt_on_start(self, record: dict[str, Any]) -> None:
+        """Let `start` take over the recorded kernel (an earlier daemon's) if the gateway still
+        has it, and start a new one only if not."""
+        self._adopt = record
+
+    def restarts_in_place(self, launch_env: Any, kernel_name: str) -> bool:
+        """Whether a restart for this launch can be the gateway's own (same kernel id, same
+        gateway and credentials, same kernelspec) rather than a new kernel."""
+        try:
+            settings = GatewaySettings.from_env(launch_env)
+        except ValueError:
+            return False
+        return (
+            settings is not None
+            and settings.url == self.settings.url
+            and settings.auth_headers() == self.settings.auth_headers()
+            and kernel_name == self.kernel_name
+            and self.kernel_id is not None
+            and self.liveness.alive
+        )
+
     def start(self) -> Started:
+        adopt, self._adopt = self._adopt, None
+        if adopt is not None and self._take_over(adopt):
+            self.reattached = True
+            return Started(pid=None, connection_info=self.connection_info())
         try:
             model = self.client.start_kernel(self.kernel_name, self.settings.kernel_env)
         except GatewayError as error:
@@ -221,29 +253,41 @@ class GatewayBackend:
             settings, record["kernel_name"], state_dir, Path(record["notebook"]), client=client
         )
         try:
-            model = backend.client.kernel(record["kernel_id"])
-        except GatewayError as error:
+            taken = backend._take_over(record, record.get("in_flight"))
+        except KernelStartError:
             backend.close()
-            raise KernelStartError(str(error)) from error
-        if model is None:
+            raise
+        if not taken:
             backend.close()
-            statedir.remove(Path(record["record_path"]))
             raise KernelGone(
                 f"the gateway at {settings.url} no longer has kernel {record['kernel_id']} "
                 "(deleted or culled)"
             )
-        backend._record = Path(record["record_path"])
-        backend.kernel_id = str(record["kernel_id"])
-        backend.session_id = str(record["session_id"])
+        return backend
+
+    def _take_over(self, record: dict[str, Any], in_flight: Any = None) -> bool:
+        """Drive the recorded kernel from now on; False (and the record forgotten) if the
+        gateway no longer has it; KernelStartError if the gateway cannot be asked."""
+        try:
+            model = self.client.kernel(record["kernel_id"])
+        except GatewayError as error:
+            raise KernelStartError(str(error)) from error
+        if model is None or model.get("execution_state") == "dead":
+            statedir.remove(Path(record["record_path"]))
+            return False
+        statedir.remove(self._record)  # (never written: this backend had not started)
+        self._record = Path(record["record_path"])
+        self.kernel_id = str(record["kernel_id"])
+        self.session_id = str(record["session_id"])
         # The process we knew: if the gateway replaced it meanwhile, its first message says so.
-        backend.liveness = RemoteLiveness(record.get("kernel_session"))
-        backend._record_data = {
+        self.liveness = RemoteLiveness(record.get("kernel_session"))
+        self._record_data = {
             key: value
             for key, value in record.items()
             if key not in ("record_path", "in_flight", "stop_failed", "kernel_session")
         }
-        backend.record_execution(record.get("in_flight"))
-        return backend
+        self.record_execution(in_flight)
+        return True
 
     def close(self) -> None:
         """Let go of the kernel without stopping it (it stays on the gateway)."""

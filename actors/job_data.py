@@ -85,6 +85,9 @@ class JobSnapshot:
     # Each finished file cell's own outputs, handed over by the writer when the cell ended
     # (so a reply shows this run's outputs, even if the cell ran again since).
     outputs: Mapping[str, Future[RunOutputs]] = field(default_factory=dict, compare=False)
+    # Its turn came and its kernel is still starting (a gateway's may take minutes): filled
+    # in by the facade from the kernel's state, for exec_status and progress.
+    kernel_starting: bool = False
 
     @classmethod
     def queued(cls, spec: JobSpec) -> JobSnapshot:

@@ -39,14 +39,24 @@ class KernelEvents:
             reason=reason,
         )
 
-    def ready(self, kernel_name: str, pid: int | None, startup: float) -> None:
+    def ready(
+        self,
+        kernel_name: str,
+        pid: int | None,
+        startup: float,
+        remote: dict[str, str | None] | None = None,
+    ) -> None:
+        where = f"pid {pid}"
+        if remote is not None:
+            where = f"kernel {remote['kernel_id']} on {remote['gateway_url']}"
         emit(
             "kernel.ready",
-            f"{kernel_name} kernel ready for {self.name} (pid {pid}, {startup:.2f}s)",
+            f"{kernel_name} kernel ready for {self.name} ({where}, {startup:.2f}s)",
             notebook=self.notebook,
             kernel_name=kernel_name,
             kernel_pid=pid,
             startup_sec=round(startup, 3),
+            **(remote or {}),
         )
 
     def restarted(self, reason: str, pid: int | None) -> None:
@@ -58,7 +68,14 @@ class KernelEvents:
             kernel_pid=pid,
         )
 
-    def died(self, note: str, pid: int | None, code: int | None, job_id: str | None) -> None:
+    def died(
+        self,
+        note: str,
+        pid: int | None,
+        code: int | None,
+        job_id: str | None,
+        remote: dict[str, str | None] | None = None,
+    ) -> None:
         emit(
             "kernel.died",
             f"the kernel of {self.name} died ({note})",
@@ -68,6 +85,7 @@ class KernelEvents:
             exit_code=code,
             reason=note,
             job_id=job_id,
+            **(remote or {}),
         )
 
     def interrupted(self, message: str, reason: str, pid: int | None, **where: str | None) -> None:

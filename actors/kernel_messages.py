@@ -135,6 +135,8 @@ class KernelUp:
     memory_mb: int = 0
     inherited: Resumed | None = None  # the cell it was running when taken over
     previous_end: KernelEnd | None = None  # how the kernel before it ended
+    # A gateway's kernel has no pid: its id there and the gateway's URL, for the events.
+    remote: dict[str, str | None] | None = None
 
 
 @dataclass(frozen=True)

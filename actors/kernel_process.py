@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
-from nb_mcp.actors.backend import KernelBackend, KernelStartError
+from nb_mcp.actors.backend import KernelBackend, KernelStartError, remote_of
 from nb_mcp.actors.kernel_ends import CellEnd, KernelEnd, death_note
 from nb_mcp.actors.kernel_events import KernelEvents
 from nb_mcp.actors.kernel_messages import (
@@ -169,7 +169,10 @@ class KernelProcess(SupervisedActor):
     # ------------------------------------------------------------ the tools' requests (asks)
 
     def info(self) -> KernelInfo:
-        return self._book.info(self._backend.pid if self._backend is not None else None)
+        backend = self._backend
+        if backend is None:
+            return self._book.info(None)
+        return self._book.info(backend.pid, remote_of(backend))
 
     def interrupt(self) -> str:
         backend = self._backend
@@ -226,6 +229,7 @@ class KernelProcess(SupervisedActor):
             memory_mb=backend.limits.memory_mb,
             inherited=self._resumed if arrival is Arrival.INHERITED else None,
             previous_end=book.last_end,
+            remote=remote_of(backend),
         )
         self._tell_session(up)
 
@@ -253,22 +257,35 @@ class KernelProcess(SupervisedActor):
         elif life is not Life.STARTING:  # (a start under way answers with KernelUp)
             self._start(start.launch)
 
-    def _start(self, launch: KernelLaunch, reason: str = "") -> None:
+    def _start(
+        self, launch: KernelLaunch, reason: str = "", restarting: KernelBackend | None = None
+    ) -> None:
+        """Start a kernel for `launch` in a thread; with `restarting`, restart that one in
+        place instead (a gateway's kernel: same id, variables gone), answered the same way."""
         self._book.starting(launch, self._clock.monotonic(), reason)
         self._events.starting(launch)
-        try:
-            backend = self._backends(launch)
-        except Exception as error:  # a backend that cannot even be built: a start failure
-            self._start_failed(f"{type(error).__name__}: {error}")
-            return
+        if restarting is not None:
+            backend = restarting
+        else:
+            try:
+                backend = self._backends(launch)
+            except KernelStartError as error:  # e.g. a gateway setting that cannot be used
+                self._start_failed(str(error))
+                return
+            except Exception as error:  # a backend that cannot even be built: a start failure
+                self._start_failed(f"{type(error).__name__}: {error}")
+                return
         self._book.start_timeout = max(launch.start_timeout, backend.start_timeout)
         ref, attempt = self.actor_ref, self._book.attempt
+        # Only a backend whose restarts_in_place said yes is restarted (it has `restart`).
+        begin = backend.restart if restarting is not None else backend.start  # type: ignore[attr-defined]
 
         def start() -> None:
-            # Seconds of process start-up must not block this actor's mailbox.
+            # Seconds of process start-up (minutes for a remote image pull) must not block
+            # this actor's mailbox.
             error = None
             try:
-                backend.start()
+                begin()
             except KernelStartError as failure:
                 error = str(failure)
             except Exception as failure:
@@ -290,6 +307,9 @@ class KernelProcess(SupervisedActor):
         else:
             self._backend, book.generation = started.backend, book.generation + 1
             book.started_at = self._clock.time()
+            if getattr(started.backend, "reattached", False):
+                book.reattached = True
+                self._events.reattached(book.kernel_name or "", None, None, None)
             self._kernel_up(Arrival.STARTED)
 
     def _start_failed(self, reason: str) -> None:
@@ -301,7 +321,16 @@ class KernelProcess(SupervisedActor):
         self._tell_session(StartFailed(reason))
 
     def _replace(self, launch: KernelLaunch, reason: str) -> None:
-        """Stop the kernel (no kernel.stopped: kernel.restarted follows) and start another."""
+        """Stop the kernel (no kernel.stopped: kernel.restarted follows) and start another;
+        a gateway's kernel for the same gateway and kernelspec is restarted there instead
+        (a new kernel could mean minutes of launch), and readied as a new one: its channels
+        opened again and probed until iopub delivers."""
+        backend = self._backend
+        in_place = getattr(backend, "restarts_in_place", None)
+        if backend is not None and in_place is not None and in_place(launch.env, launch.label):
+            self._backend = None  # nothing goes to it until it answers as the new kernel
+            self._start(launch, reason, restarting=backend)
+            return
         self._stop_kernel(reason, grace=0.0, emit_stopped=False)
         self._start(launch, reason)
 
@@ -332,7 +361,7 @@ class KernelProcess(SupervisedActor):
         assert backend is not None
         code = backend.exit_code()
         note = death_note(code, backend.limits, backend.death_reason() or reported)
-        self._events.died(note, backend.pid, code, self._book.busy_job())
+        self._events.died(note, backend.pid, code, self._book.busy_job(), remote_of(backend))
         self._end(CellEnd.died(note), fail=True)
         backend.stop(grace=0.0)
         self._backend = None

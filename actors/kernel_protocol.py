@@ -145,3 +145,5 @@ class KernelInfo:
     display_name: str = ""
     rule: str = ""
     session_id: str = ""
+    gateway_url: str | None = None  # a kernel on a Jupyter gateway: where, and its id there
+    kernel_id: str | None = None

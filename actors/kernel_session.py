@@ -283,7 +283,7 @@ class KernelSession(SupervisedActor):
         self._tell_process(ChannelsReady(kernel.generation))
         if kernel.arrival is Arrival.STARTED:
             startup = self._clock.monotonic() - kernel.began
-            self._events.ready(kernel.kernel_name, kernel.pid, startup)
+            self._events.ready(kernel.kernel_name, kernel.pid, startup, kernel.remote)
             if kernel.restart_reason:
                 self._events.restarted(kernel.restart_reason, kernel.pid)
             self._set_activity(KernelState.IDLE)

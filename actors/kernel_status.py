@@ -67,7 +67,7 @@ class KernelBook:
         """The job whose cell runs on the kernel now, if one does."""
         return self.activity.job_id if self.activity.state is not KernelState.IDLE else None
 
-    def info(self, pid: int | None) -> KernelInfo:
+    def info(self, pid: int | None, remote: dict[str, str | None] | None = None) -> KernelInfo:
         """The kernel as `status` shows it, with the Python it runs in and why."""
         state = self.activity.state if self.life is Life.RUNNING else _SHOWN[self.life]
         choice = self.choice
@@ -85,6 +85,7 @@ class KernelBook:
             display_name=choice.display_name if choice else "",
             rule=choice.rule if choice else "",
             session_id=self.session_id,
+            **(remote or {}),
         )
 
 

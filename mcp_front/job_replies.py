@@ -95,11 +95,19 @@ def timing(cell: CellRun, now: float, tail: bool = True) -> str:
     return ", ".join(parts)
 
 
+STARTING = (
+    "waiting for the kernel to start (a kernel on a cluster may take minutes: an image pull; "
+    "bounded by KERNEL_LAUNCH_TIMEOUT and NB_MCP_KERNEL_START_TIMEOUT_SEC)"
+)
+
+
 def describe_progress(snapshot: JobSnapshot) -> str:
     done = sum(1 for cell in snapshot.cells if cell.state not in ("queued", "running"))
     total = len(snapshot.cells)
     if snapshot.state == "queued":
         return f"queued behind {snapshot.ahead} job{'s' if snapshot.ahead != 1 else ''}"
+    if snapshot.kernel_starting:
+        return f"{done}/{total} done; {STARTING}"
     running = snapshot.running
     if running is None:
         return f"{done}/{total} cells done"
@@ -131,6 +139,8 @@ def table(snapshot: JobSnapshot) -> str:
     lines = [f"Job {snapshot.job_id} on {snapshot.notebook} · {snapshot.kind} · {snapshot.state}"]
     if snapshot.state == "queued":
         lines.append(f"queued behind {snapshot.ahead} job(s)")
+    if snapshot.kernel_starting:
+        lines.append(STARTING)
     for cell in snapshot.cells:
         row = f"{_ICONS.get(cell.state, '?')} {cell.position:>3}  {cell.cell_id}  {cell.state}"
         if cell.index is not None:
@@ -156,7 +166,10 @@ def server_status(status: ServerStatus) -> str:
     ]
     for kernel in status.kernels:
         info = kernel.info
-        row = f"  {kernel.notebook}  {info.kernel_name or '-'}  pid {info.pid or '-'}  {info.state}"
+        where = f"pid {info.pid or '-'}"
+        if info.gateway_url:
+            where = f"kernel {info.kernel_id} on {info.gateway_url}"
+        row = f"  {kernel.notebook}  {info.kernel_name or '-'}  {where}  {info.state}"
         if info.running_job:
             row += f"  job {info.running_job}"
             if info.running_cell:

@@ -40,7 +40,15 @@ def listing_text(listing: KernelListing) -> str:
             lines.append(f"  ⚠ {choice.hint}")
     if listing.problem:
         lines.append(f"  ⚠ {listing.problem}")
-    lines.append("Kernelspecs (pass one as kernel_name; a Python environment's folder works too):")
+    if listing.gateway_url:
+        lines.append(
+            f"Kernelspecs of the gateway at {listing.gateway_url}, where this session's kernels "
+            "run (JUPYTER_GATEWAY_URL; pass one as kernel_name):"
+        )
+    else:
+        lines.append(
+            "Kernelspecs (pass one as kernel_name; a Python environment's folder works too):"
+        )
     for name, (display_name, language, folder) in listing.kernelspecs.items():
         lines.append(f"  {name} · {display_name} · {language or '?'} · {folder}")
     if not listing.kernelspecs:
@@ -50,8 +58,11 @@ def listing_text(listing: KernelListing) -> str:
         whose = "this session" if info.session_id == listing.session_id else "another session"
         if info.reattached or not info.session_id:
             whose = "taken over from an earlier daemon" if info.reattached else "-"
+        where = f"pid {info.pid or '-'}"
+        if info.gateway_url:
+            where = f"kernel {info.kernel_id} on {info.gateway_url}"
         lines.append(
-            f"  {notebook} · {info.kernel_name or '-'} · pid {info.pid or '-'} · {info.state}"
+            f"  {notebook} · {info.kernel_name or '-'} · {where} · {info.state}"
             f" · started by {whose}"
         )
     if not listing.kernels:

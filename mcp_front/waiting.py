@@ -84,10 +84,17 @@ async def wait_for(
             with anyio.move_on_after(min(PROGRESS_EVERY, remaining)):
                 await finished.wait()
             if not future.done() and latest:
-                await _report(latest[-1], loop.time() - started, seconds, ctx)
+                await _report(_as_shown(facade, latest[-1]), loop.time() - started, seconds, ctx)
     finally:
         unwatch()
     return future.result() if future.done() else None
+
+
+def _as_shown(facade: Facade, snapshot: JobSnapshot) -> JobSnapshot:
+    running = snapshot.running
+    if running is None or running.last_output_at is not None:
+        return snapshot  # a cell that printed has a kernel: no need to ask
+    return facade.job_progress(snapshot)  # a kernel still starting (a gateway's: minutes)
 
 
 def _nothing() -> None:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from nb_mcp.supervisor import kernel_logs, statedir
+from nb_mcp.supervisor import gateway_records, kernel_logs, statedir
 from nb_mcp.supervisor.results import format_duration
 
 
@@ -192,6 +192,7 @@ def print_status(state_dir: Path, out: TextIO, as_json: bool = False) -> int:
     daemon = ask_daemon(state_dir, "status")
     server_rows = servers(state_dir)
     kernel_rows = kernels(state_dir)
+    remote_rows = gateway_records.gateway_kernels(state_dir)
     live = {row.pid for row in server_rows if row.alive}
     jobs = active_jobs(state_dir, live)
     jobs += [
@@ -204,6 +205,7 @@ def print_status(state_dir: Path, out: TextIO, as_json: bool = False) -> int:
                 "daemon": daemon,
                 "servers": [asdict(r) for r in server_rows],
                 "kernels": [asdict(r) | {"orphaned": r.orphaned} for r in kernel_rows],
+                "gateway_kernels": [asdict(r) | {"left": r.left} for r in remote_rows],
                 "active_jobs": [asdict(j) for j in jobs],
             },
             out,
@@ -241,6 +243,10 @@ def print_status(state_dir: Path, out: TextIO, as_json: bool = False) -> int:
         else:
             state = "dead (stale record; `nb cleanup` removes it)"
         out.write(f"  {_pid(k.pid)}  {k.kernel_name}  {k.notebook}  {state}\n")
+    if remote_rows:
+        out.write("Kernels on Jupyter gateways:\n")
+        for remote in remote_rows:
+            out.write(f"  {gateway_records.describe(remote)}\n")
     out.write("Active jobs:\n" if jobs else "Active jobs: none\n")
     for job in jobs:
         out.write(
@@ -277,7 +283,10 @@ def _daemon_kernel(kernel: dict[str, Any]) -> str:
         return f"no kernel yet  {notebook}  (open; a kernel starts at its first execution)"
     name = kernel.get("kernel_name") or "(kernel name unknown)"
     taken = "  (taken over from a daemon that stopped)" if kernel.get("reattached") else ""
-    return f"kernel {_pid(kernel.get('pid'))}  {name}  {state}  {notebook}{taken}"
+    where = _pid(kernel.get("pid"))
+    if kernel.get("gateway_url"):
+        where = f"{kernel.get('kernel_id')} on {kernel['gateway_url']}"
+    return f"kernel {where}  {name}  {state}  {notebook}{taken}"
 
 
 def cleanup(state_dir: Path, out: TextIO, dry_run: bool = False) -> int:
@@ -299,6 +308,10 @@ def cleanup(state_dir: Path, out: TextIO, dry_run: bool = False) -> int:
             for path in (k.record_path, k.connection_file):
                 if path:
                     statedir.remove(Path(path))
+    lines, remote, forgotten = gateway_records.clean(state_dir, os.environ, dry_run)
+    for line in lines:
+        out.write(line + "\n")
+    orphans, records = orphans + remote, records + forgotten
     for row in servers(state_dir):
         if not row.alive:
             records += 1

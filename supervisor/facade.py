@@ -192,6 +192,10 @@ class Facade:
         entry = self._jobs.entry(job_id, scope)
         return job_cancel.cancel(entry.notebook, entry.future, job_id, why)
 
+    def job_progress(self, snapshot: JobSnapshot) -> JobSnapshot:
+        """`snapshot` as progress shows it: a running job whose kernel still starts says so."""
+        return self._jobs.noted(snapshot)
+
     def job_future(self, job_id: str, scope: Scope | None = None) -> Future[JobSnapshot]:
         """The job's future; with `scope`, only a job on a notebook under its roots (any
         other is as unknown as a job that never was)."""

@@ -23,7 +23,7 @@ from nb_mcp.actors.job import JobActor, JobBoard, JobSnapshot, JobSpec
 from nb_mcp.actors.log import emit
 from nb_mcp.actors.refs import NotRunning
 from nb_mcp.actors.writer import CellOutputs
-from nb_mcp.supervisor import kernels, statedir
+from nb_mcp.supervisor import job_kernel, kernels, statedir
 from nb_mcp.supervisor.editing import Editing
 from nb_mcp.supervisor.kernel_calls import KernelCalls
 from nb_mcp.supervisor.opened import ASK_TIMEOUT, NotebookHandle, OpenNotebooks, ask
@@ -175,7 +175,16 @@ class Jobs:
         latest = entry.board.latest()
         if latest is None:
             raise NbError(f"job {job_id} is not running and has no result (see the event log)")
-        return latest
+        return job_kernel.noted(entry.notebook.refs, latest)
+
+    def noted(self, snapshot: JobSnapshot) -> JobSnapshot:
+        """`snapshot`, marked if it runs while its kernel still starts (an ask of the kernel
+        actor, never of the job)."""
+        try:
+            entry = self.entry(snapshot.job_id)
+        except NbError:
+            return snapshot
+        return job_kernel.noted(entry.notebook.refs, snapshot)
 
     def watch(
         self, job_id: str, watcher: Callable[[JobSnapshot], None], scope: Scope | None = None

@@ -16,6 +16,7 @@ from nb_mcp.actors.backend import check_kernel_name, installed_kernelspecs
 from nb_mcp.actors.environment import KernelChoice, KernelMetadata, choose, metadata_for
 from nb_mcp.actors.kernel_protocol import KernelInfo
 from nb_mcp.actors.launch import KernelLaunch, launch_problem
+from nb_mcp.supervisor import gateways
 from nb_mcp.supervisor.session import Session
 
 
@@ -62,9 +63,7 @@ def decide(
     metadata does not get a write per execution back.
     """
     try:
-        choice = described(
-            choose(requested, metadata, notebook, session.roots, session.env, session.cwd)
-        )
+        choice = _choose(session, notebook, requested, metadata)
     except KernelRefused:
         raise
     except ValueError as error:  # ChoiceError
@@ -82,6 +81,22 @@ def decide(
             launch, remember=False, notice=_elsewhere(notebook, current, choice, session)
         )
     return Decision(launch, remember=not metadata.matches(choice), notice=choice.hint)
+
+
+def _choose(
+    session: Session, notebook: Path, requested: str | None, metadata: KernelMetadata
+) -> KernelChoice:
+    """The session's gateway's kernelspec (gateways.py's rules), else environment.py's."""
+    try:
+        gateway = gateways.settings_of(session.env)
+        if gateway is not None:
+            gateways.warn_if_plain_text(gateway, session.id, notebook)
+            return gateways.choose(gateway, requested, metadata)
+    except gateways.GatewayRefused as error:
+        if error.missing_kernelspec:
+            raise KernelspecMissing(str(error)) from None
+        raise KernelRefused(str(error)) from None
+    return described(choose(requested, metadata, notebook, session.roots, session.env, session.cwd))
 
 
 def _elsewhere(notebook: Path, current: KernelInfo, choice: KernelChoice, session: Session) -> str:
@@ -124,6 +139,7 @@ class KernelListing:
     problem: str | None  # why that choice cannot start now (e.g. no ipykernel), or why none
     kernels: list[tuple[Path, KernelInfo]]
     session_id: str
+    gateway_url: str | None = None  # the session's kernels run on this gateway
 
 
 def listing(
@@ -134,17 +150,25 @@ def listing(
 ) -> KernelListing:
     where = notebook if notebook is not None else session.cwd / "Untitled.ipynb"
     choice: KernelChoice | None = None
+    specs: dict[str, tuple[str, str, str]] = {}
+    gateway = None
     try:
-        choice = described(choose(None, metadata, where, session.roots, session.env, session.cwd))
+        gateway = gateways.settings_of(session.env)
+        if gateway is not None:
+            specs = gateways.listed(gateway, gateways.kernelspecs(gateway))
+        else:
+            specs = installed_kernelspecs()
+        choice = _choose(session, where, None, metadata)
         problem = launch_problem(choice)
     except (KernelRefused, ValueError) as error:
         problem = str(error)
     return KernelListing(
-        kernelspecs=installed_kernelspecs(),
+        kernelspecs=specs,
         notebook=notebook,
         folder=where.parent,
         choice=choice,
         problem=problem,
         kernels=kernels,
         session_id=session.id,
+        gateway_url=gateway.url if gateway is not None else None,
     )

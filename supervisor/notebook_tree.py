@@ -28,6 +28,7 @@ from nb_mcp.actors.kernel_process import BackendFactory, Inheritance, KernelProc
 from nb_mcp.actors.kernel_session import KernelSession
 from nb_mcp.actors.log import emit
 from nb_mcp.actors.refs import NotebookRefs
+from nb_mcp.actors.session_backends import SessionBackends
 from nb_mcp.actors.turns import TurnQueue
 from nb_mcp.actors.writer import WriterActor
 from nb_mcp.supervisor.clock import Clock, real_clock
@@ -62,7 +63,8 @@ def notebook_spec(
     clock = clock or real_clock()
     if backends is None:
         limits = Limits(config.kernel_memory_mb, config.kernel_cpu_sec)
-        backends = LocalBackends(path, config.state_dir, config.kernel_transport, limits, clock)
+        local = LocalBackends(path, config.state_dir, config.kernel_transport, limits, clock)
+        backends = SessionBackends(local)  # or the gateway the launch's session names
     name = f"notebook:{path}"
     children = [
         ChildSpec(

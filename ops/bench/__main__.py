@@ -9,9 +9,9 @@ issue's targets (each marked met or missed) and writes the raw figures as JSON.
                         [--workdir DIR] [--keep] [--in-process]
 
 Workloads: round_trip, print_heavy, tqdm, notebook, kernel_death, concurrency, footprint,
-kernel_start, big_notebook_stream, big_notebook_round_trip, big_notebook_reads. Exit status:
-0 when every workload was measured (targets met or not), 1 when one could not be, 2 on bad
-arguments.
+kernel_start, big_notebook_stream, big_notebook_round_trip, big_notebook_reads, gateway. Exit
+status: 0 when every workload was measured (targets met or not), 1 when one could not be, 2 on
+bad arguments.
 """
 
 from __future__ import annotations

@@ -188,8 +188,8 @@ class Context:
             self._closers.append(self._raw.close)
         return self._raw
 
-    def server(self, name: str) -> NbServer:
-        server = NbServer(self.folder, name, in_process=self.in_process)
+    def server(self, name: str, env: dict[str, str] | None = None) -> NbServer:
+        server = NbServer(self.folder, name, in_process=self.in_process, env=env)
         self._closers.append(server.close)
         return server
 

@@ -122,7 +122,13 @@ class NbServer:
     one whose `server.started` event is in the log; `front_pid` is the spawned `nb mcp`.
     """
 
-    def __init__(self, folder: Path, name: str, in_process: bool = False) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        in_process: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.folder = folder / name
         self.work = self.folder / "work"
         self.work.mkdir(parents=True, exist_ok=True)
@@ -136,6 +142,7 @@ class NbServer:
             NB_DAEMON_IDLE_SEC="60",
             PYTHONUNBUFFERED="1",
         )
+        self.env.update(env or {})  # e.g. a session's JUPYTER_GATEWAY_* settings
         self._stack = ExitStack()
         self._stack.callback(self._stop_daemon)
         before = _children()

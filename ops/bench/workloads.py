@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from ops.bench.big_notebook import big_notebook_reads, big_notebook_round_trip, big_notebook_stream
 from ops.bench.common import Context, Outcome
+from ops.bench.gateway import gateway_round_trip
 from ops.bench.latency import kernel_death, kernel_start, round_trip
 from ops.bench.scale import concurrency, footprint, whole_notebook
 from ops.bench.streaming import print_heavy, tqdm_bar
@@ -25,4 +26,5 @@ WORKLOADS: dict[str, Callable[[Context, int | None], Outcome]] = {
     "big_notebook_stream": big_notebook_stream,
     "big_notebook_round_trip": big_notebook_round_trip,
     "big_notebook_reads": big_notebook_reads,
+    "gateway": lambda ctx, _: gateway_round_trip(ctx),
 }

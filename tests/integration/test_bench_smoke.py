@@ -29,6 +29,7 @@ WORKLOADS = (
     "big_notebook_stream",
     "big_notebook_round_trip",
     "big_notebook_reads",
+    "gateway",
 )
 
 

@@ -1,0 +1,129 @@
+"""Gateway sessions on the per-user daemon: one daemon serves a project whose kernels run on a
+gateway and another whose kernels run here; a daemon killed while its remote kernel lives is
+replaced, and the next session naming that gateway takes the kernel over (variables intact);
+`nb status` and `nb cleanup` know kernels left on gateways."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import psutil
+import pytest
+
+from tests.gateway.support import RunningGateway
+from tests.helpers import (
+    NB,
+    McpServer,
+    events_named,
+    notebook,
+    process_alive,
+    server_env,
+    wait_for,
+)
+
+HELD = "import os\nkept = 'remote state'\nprint('pid', os.getpid())"
+
+
+def pid_in(text: str) -> int:
+    return int(text.split("pid ", 1)[1].split()[0])
+
+
+def daemon_pid(state: Path) -> int:
+    def read() -> int | None:
+        try:
+            return json.loads((state / "daemon.json").read_text())["pid"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    return wait_for(read, timeout=30, what="daemon.json")
+
+
+def kill_daemon(state: Path) -> None:
+    pid = daemon_pid(state)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not process_alive(pid), what="the daemon to die")
+
+
+def front(workdir: Path, env: dict[str, str], tmp_path: Path, name: str) -> McpServer:
+    return McpServer(workdir, env, tmp_path / f"{name}.stderr", in_process=False)
+
+
+@pytest.fixture
+def gateway_env(kernel_gateway: RunningGateway, tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = server_env(tmp_path, **kernel_gateway.env())
+    yield env
+    subprocess.run([NB, "stop"], env=env, capture_output=True, timeout=90)
+    subprocess.run([NB, "cleanup"], env=env, capture_output=True, timeout=60)
+
+
+def test_one_daemon_runs_one_sessions_kernels_on_the_gateway_and_anothers_here(
+    kernel_gateway: RunningGateway, gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    local_env = {k: v for k, v in gateway_env.items() if not k.startswith("JUPYTER_GATEWAY")}
+    with (
+        front(here, local_env, tmp_path, "local") as local,
+        front(there, gateway_env, tmp_path, "remote") as remote,
+    ):
+        assert local.pid == remote.pid  # one daemon, started by the local session
+        notebook(local, "a.ipynb", "import os\nprint('pid', os.getpid())")
+        notebook(remote, "b.ipynb", "import os\nprint('pid', os.getpid())")
+        local_pid = pid_in(local.call("exec_cell", path="a.ipynb", index=0).text)
+        remote_pid = pid_in(remote.call("exec_cell", path="b.ipynb", index=0).text)
+        daemon = psutil.Process(local.pid)
+        assert local_pid in {p.pid for p in daemon.children(recursive=True)}
+        assert remote_pid in {p.pid for p in kernel_gateway.kernel_processes()}
+        assert remote_pid not in {p.pid for p in daemon.children(recursive=True)}
+        assert "Kernelspecs of the gateway" in remote.call("list_kernels").text
+        assert "Kernelspecs of the gateway" not in local.call("list_kernels").text
+
+
+def test_a_remote_kernel_outlives_a_killed_daemon_and_the_next_session_takes_it_over(
+    kernel_gateway: RunningGateway, gateway_env: dict[str, str], tmp_path: Path, workdir: Path
+) -> None:
+    state = tmp_path / "state"
+    with front(workdir, gateway_env, tmp_path, "first") as first:
+        notebook(first, "held.ipynb", HELD)
+        pid = pid_in(first.call("exec_cell", path="held.ipynb", index=0).text)
+        (ready,) = events_named(first.events(), "kernel.ready")
+        kill_daemon(state)
+    (record,) = (state / "gateway-kernels").glob("*.json")
+    assert stat.S_IMODE(record.stat().st_mode) == 0o600
+    assert kernel_gateway.token not in record.read_text()
+    assert json.loads(record.read_text())["kernel_id"] == ready["kernel_id"]
+    status = subprocess.run(
+        [NB, "status"], env=gateway_env, capture_output=True, text=True, timeout=30
+    ).stdout
+    assert f"kernel {ready['kernel_id']} on {kernel_gateway.url}" in status and "LEFT" in status
+    with front(workdir, gateway_env, tmp_path, "second") as second:
+        kept = second.call("run_scratch", path="held.ipynb", code="print('pid', os.getpid(), kept)")
+        assert f"pid {pid} remote state" in kept.text, kept.text  # the same kernel, variables on
+        assert events_named(second.events(), "kernel.reattached")
+        (again,) = events_named(second.events(), "kernel.ready")
+        assert again["kernel_id"] == ready["kernel_id"]
+        kill_daemon(state)
+    cleaned = subprocess.run(
+        [NB, "cleanup"], env=gateway_env, capture_output=True, text=True, timeout=60
+    ).stdout
+    assert f"shut down kernel {ready['kernel_id']} on {kernel_gateway.url}" in cleaned, cleaned
+    assert not list((state / "gateway-kernels").glob("*.json"))
+    asked = httpx2.get(
+        f"{kernel_gateway.url}/api/kernels/{ready['kernel_id']}",
+        headers={"Authorization": f"token {kernel_gateway.token}"},
+        timeout=10,
+    )
+    assert asked.status_code == 404
+    wait_for(
+        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie",
+        timeout=15,
+        what="the remote kernel's process to exit",
+    )
