@@ -4,9 +4,10 @@ policy runs on a ManualClock in tests.
 
 The cadence is at most one write per flush interval (0.2 s by default) while output streams.
 A write replaces the whole file, and a 50 MB notebook costs tens of milliseconds to write
-however little changed: the gap between streaming writes grows with what the last write took
-(`COST_SHARE`), so a big notebook is written less often rather than costing the server a
-core. A cell's start and end and every edit are still written at once.
+however little changed: the gap between streaming writes grows with the file's size
+(`BYTES_PER_SEC`), so a big notebook is written less often rather than costing the server a
+core. The size, not the time the last write took, sets it: the cadence does not swing with
+the machine's load. Every edit is still written at once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 # does not wait for it (the reply carries the outputs the job kept), the write follows at the
 # streaming cadence. Below it, the reply waits for the file showing the job's end.
 BIG_FILE_BYTES = 1_000_000
-COST_SHARE = 0.05  # streaming writes take at most this share of the writer's time
+BYTES_PER_SEC = 40_000_000  # while streaming, at most this much file written a second
 MAX_SPACING = 5.0
 # While cells run and after writing outputs, look at the file now and then even with nothing to
 # write: a silent cell's notebook may be deleted, an editor holding a copy from before the
@@ -37,8 +38,7 @@ class FlushPolicy:
         self.interval = interval
         self.ref: pykka.ActorRef[Any] | None = None  # the writer, once started
         self.last_write = float("-inf")
-        self.last_cost = 0.0  # seconds the last write took
-        self.big = False  # the last file written was BIG_FILE_BYTES or more
+        self.last_size = 0  # bytes of the last file written
         self.failing_since: float | None = None
         self.failures = 0
         self._flush: Timer | None = None
@@ -50,7 +50,7 @@ class FlushPolicy:
     @property
     def spacing(self) -> float:
         """The least time between two streaming writes."""
-        return min(MAX_SPACING, max(self.interval, self.last_cost / COST_SHARE))
+        return min(MAX_SPACING, max(self.interval, self.last_size / BYTES_PER_SEC))
 
     def schedule(self, delay: float | None = None) -> None:
         """Write within `delay` (default: one spacing after the last write), unless a write
@@ -69,17 +69,21 @@ class FlushPolicy:
         cancel(self._flush)
         self._flush = None
 
-    def wrote(self, started: float, size: int = 0) -> float | None:
-        """A write of `size` bytes that began at `started` succeeded; how long writes had
-        failed, if they had."""
+    def wrote(self, size: int) -> float | None:
+        """A write of `size` bytes succeeded; how long writes had failed, if they had."""
         now = self.clock.monotonic()
-        self.last_write, self.last_cost = now, now - started
-        self.big = size >= BIG_FILE_BYTES
+        self.last_write = now
+        self.last_size = size
         if self.failing_since is None:
             return None
         failed_for = now - self.failing_since
         self.failing_since, self.failures = None, 0
         return failed_for
+
+    @property
+    def big(self) -> bool:
+        """The last file written was BIG_FILE_BYTES or more."""
+        return self.last_size >= BIG_FILE_BYTES
 
     def failed(self, final: bool) -> float:
         """A write failed: retry after the next back-off delay (returned), unless `final`."""

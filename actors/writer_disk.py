@@ -172,7 +172,6 @@ class DiskSide:
         if self._doc is None:
             return None
         self._flush.cancel()
-        started = self._flush.clock.monotonic()
         try:
             self._sync()
         except nb.NotebookError as error:
@@ -190,7 +189,7 @@ class DiskSide:
         if self._deleted:
             return f"{self.path.name} was deleted on disk"
         self._writes += 1
-        failed_for = self._flush.wrote(started, self._written_size)
+        failed_for = self._flush.wrote(self._written_size)
         if failed_for is not None:
             self._notices.append(writer_reports.flush_recovered(self.path, failed_for))
         return None

@@ -101,14 +101,14 @@ def test_a_write_that_cannot_happen_is_retried_with_growing_back_off_then_recove
     assert "n.ipynb is written to disk again" in notices
 
 
-def test_a_notebook_costly_to_write_is_written_less_often_while_it_streams():
+def test_a_big_notebook_is_written_less_often_while_it_streams_and_its_reply_does_not_wait():
     clock = ManualClock()
     policy = FlushPolicy(clock, interval=0.2)
-    policy.wrote(started=clock.monotonic() - 0.002)  # a small notebook: 2 ms a write
-    assert policy.spacing == pytest.approx(0.2)
-    policy.wrote(started=clock.monotonic() - 0.04)  # 50 MB: 40 ms a write
-    assert policy.spacing == pytest.approx(0.8)
-    policy.wrote(started=clock.monotonic() - 2.0)  # a stalled disk: bounded
+    policy.wrote(size=200_000)  # a small notebook
+    assert policy.spacing == pytest.approx(0.2) and not policy.big
+    policy.wrote(size=52_000_000)  # 300 plots
+    assert policy.spacing == pytest.approx(1.3) and policy.big
+    policy.wrote(size=900_000_000)  # bounded
     assert policy.spacing == 5.0
 
 
