@@ -124,16 +124,19 @@ class KernelProcess(SupervisedActor):
         self._end(CellEnd.died(why), fail=True)
         self._stop_kernel(why, grace=0.0)
 
-    def on_receive(self, message: Any) -> Any:
+    def _handle_receive(self, message: Any) -> Any:
+        # pykka's one dispatch, for tells and the tools' asks alike: after each, the kernel
+        # as it is now goes up for the facade to read without an ask (refs.kernel_info).
         try:
-            return self._on_message(message)
+            return super()._handle_receive(message)
         finally:
-            self._publish()
+            if not self.actor_stopped.is_set():  # once stopped, teardown's None stands
+                self._publish()
 
     def _publish(self) -> None:
         self._refs.put_kernel_info(self.info())
 
-    def _on_message(self, message: Any) -> Any:
+    def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Tick):
             return self._on_tick()
         if isinstance(message, Activity):
@@ -182,14 +185,12 @@ class KernelProcess(SupervisedActor):
         self._interrupt(f"interrupted the kernel of {self._events.name}", "user", job_id=job_id)
         if job_id is None:
             return "sent an interrupt; the kernel was idle"
-        self._publish()
         return f"sent an interrupt to the running cell {self._book.activity.cell_id}"
 
     def restart_kernel(self, launch: KernelLaunch) -> str:
         """Restart with the calling session's choice and environment (variables are lost)."""
         self._end(CellEnd.restarted())
         self._replace(launch, "restart_kernel")
-        self._publish()
         return f"restarting the kernel in {launch.choice.describe()} (variables are gone)"
 
     def shutdown_kernel(self) -> str:
@@ -197,7 +198,6 @@ class KernelProcess(SupervisedActor):
             return "no kernel was running"
         self._end(CellEnd.stopped())
         self._stop_kernel("shutdown_kernel", grace=2.0)
-        self._publish()
         return "the kernel is shut down; the next execution starts a new one"
 
     # ------------------------------------------------------------ the session
