@@ -345,7 +345,10 @@ class KernelProcess(SupervisedActor):
             elif not backend.is_alive():
                 self._start_failed(backend.death_reason() or backend.startup_exit())
             elif now - book.began > book.start_timeout:
-                timeout = f"{book.start_timeout:.0f}s (NB_MCP_KERNEL_START_TIMEOUT_SEC)"
+                names = "NB_MCP_KERNEL_START_TIMEOUT_SEC"
+                if backend.start_timeout:  # a gateway's launch has its own bound
+                    names += ", or the gateway's KERNEL_LAUNCH_TIMEOUT"
+                timeout = f"{book.start_timeout:.0f}s ({names})"
                 self._start_failed(f"no answer within {timeout}")
         elif book.life is Life.RUNNING and backend is not None and not backend.is_alive():
             self._died()

@@ -266,7 +266,7 @@ class KernelSession(SupervisedActor):
             return
         if message.channel != "iopub":
             return
-        if self._readiness.iopub_delivered():
+        if self._readiness.iopub_delivered(parent, getattr(self._cell.execution, "msg_id", None)):
             self._became_ready()
         self._cell.iopub(msg_type, parent, msg["content"])
 
@@ -375,7 +375,10 @@ class KernelSession(SupervisedActor):
 
     def _on_gateway_lost(self, lost: GatewayLost) -> None:
         """The gateway stayed unreachable: the kernel may live on there. The cell ends; the
-        next execution reconnects."""
+        next execution reconnects. A kernel never ready yet failed to start (the process acts)."""
+        if self._kernel is not None and self._kernel.arrival is Arrival.STARTED:
+            why = f"the gateway at {lost.url} never opened its channels ({lost.error})"
+            return self._tell_process(RemoteDeath(why))
         self._events.gateway_lost(lost.url, lost.unreachable_sec, lost.error)
         self._cell.end(CellEnd.gateway_lost(lost.url, lost.unreachable_sec, lost.error))
         self._close_channels()

@@ -93,9 +93,11 @@ class Readiness:
         was, self.replied = self.ready, True
         return self.ready and not was
 
-    def iopub_delivered(self) -> bool:
-        """iopub delivered a message; True if that made the channels ready."""
-        if self.saw_iopub:
+    def iopub_delivered(self, parent: str | None, running: str | None = None) -> bool:
+        """iopub delivered a message answering `parent`; True if that made the channels ready.
+        Only our probe's or the running cell's count: a gateway replays what it buffered for
+        our session, a restarted kernel's predecessor's messages too, and those prove nothing."""
+        if self.saw_iopub or (parent not in self._probes and (not parent or parent != running)):
             return False
         was, self.saw_iopub = self.ready, True
         return self.ready and not was

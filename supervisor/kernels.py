@@ -101,14 +101,32 @@ def _choose(
 
 def _elsewhere(notebook: Path, current: KernelInfo, choice: KernelChoice, session: Session) -> str:
     """What to tell a session whose cells run in a kernel it would not have chosen."""
+    whose = "another session" if current.session_id != session.id else "an earlier call"
+    wanted = _gateway_url(session)
+    # (While a kernel starts or restarts its gateway and id are not known yet.)
+    if current.gateway_url != wanted and current.state != "starting":
+        running_on = f"the gateway at {current.gateway_url}" if current.gateway_url else "here"
+        would = f"the gateway at {wanted}" if wanted else "this machine"
+        return (
+            f"{notebook.name}'s kernel runs on {running_on} (started by {whose}); this session "
+            f"would start it on {would}: call restart_kernel to switch (the kernel's variables "
+            "are lost)"
+        )
     if current.kernel_name == choice.label:
         return ""
-    whose = "another session" if current.session_id != session.id else "an earlier call"
     return (
         f"{notebook.name}'s kernel runs in {current.kernel_name} (started by {whose}); this "
         f"session would start {choice.describe()}: call restart_kernel to switch to it (the "
         "kernel's variables are lost)"
     )
+
+
+def _gateway_url(session: Session) -> str | None:
+    try:
+        gateway = gateways.settings_of(session.env)
+    except gateways.GatewayRefused:
+        return None
+    return gateway.url if gateway is not None else None
 
 
 def described(choice: KernelChoice) -> KernelChoice:

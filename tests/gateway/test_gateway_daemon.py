@@ -64,19 +64,17 @@ def gateway_env(kernel_gateway: RunningGateway, tmp_path: Path) -> Iterator[dict
 
 
 def test_one_daemon_runs_one_sessions_kernels_on_the_gateway_and_anothers_here(
-    kernel_gateway: RunningGateway, gateway_env: dict[str, str], tmp_path: Path
+    kernel_gateway: RunningGateway, gateway_env: dict[str, str], tmp_path: Path, workdir: Path
 ) -> None:
-    here, there = tmp_path / "here", tmp_path / "there"
-    here.mkdir()
-    there.mkdir()
     local_env = {k: v for k, v in gateway_env.items() if not k.startswith("JUPYTER_GATEWAY")}
     with (
-        front(here, local_env, tmp_path, "local") as local,
-        front(there, gateway_env, tmp_path, "remote") as remote,
+        front(workdir, local_env, tmp_path, "local") as local,
+        front(workdir, gateway_env, tmp_path, "remote") as remote,
     ):
         assert local.pid == remote.pid  # one daemon, started by the local session
-        notebook(local, "a.ipynb", "import os\nprint('pid', os.getpid())")
-        notebook(remote, "b.ipynb", "import os\nprint('pid', os.getpid())")
+        cell = "import os\nprint('pid', os.getpid())"
+        notebook(local, "a.ipynb", cell)
+        notebook(remote, "b.ipynb", cell)
         local_pid = pid_in(local.call("exec_cell", path="a.ipynb", index=0).text)
         remote_pid = pid_in(remote.call("exec_cell", path="b.ipynb", index=0).text)
         daemon = psutil.Process(local.pid)
@@ -85,6 +83,13 @@ def test_one_daemon_runs_one_sessions_kernels_on_the_gateway_and_anothers_here(
         assert remote_pid not in {p.pid for p in daemon.children(recursive=True)}
         assert "Kernelspecs of the gateway" in remote.call("list_kernels").text
         assert "Kernelspecs of the gateway" not in local.call("list_kernels").text
+        # The local session on the remote kernel: it runs there, and the reply says so.
+        told = local.call("exec_cell", path="b.ipynb", index=0)
+        assert pid_in(told.text) == remote_pid
+        assert f"runs on the gateway at {kernel_gateway.url}" in told.text, told.text
+        local.call("restart_kernel", path="b.ipynb")  # with the local session's choice: here
+        moved = pid_in(local.call("exec_cell", path="b.ipynb", index=0, block_for=25).text)
+        assert moved in {p.pid for p in daemon.children(recursive=True)}
 
 
 def test_a_remote_kernel_outlives_a_killed_daemon_and_the_next_session_takes_it_over(

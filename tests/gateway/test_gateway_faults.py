@@ -142,3 +142,32 @@ def test_a_cell_runs_on_enterprise_gateway_through_mcp(
         assert "✓ Done" in outputs_text(path, 0)
         ready = events_named(server.events(), "kernel.ready")
         assert ready and ready[0]["gateway_url"] == enterprise_gateway.url
+
+
+def test_a_start_past_its_launch_timeout_fails_clearly_and_nothing_starts_here(
+    kernel_gateway: RunningGateway, tmp_path: Path, workdir: Path
+) -> None:
+    python = str(kernel_gateway_venv().python)
+    never_in_time = f"sleep 30; exec {python} -m ipykernel_launcher -f $0"
+    kernel_gateway.add_kernelspec("glacial", ["/bin/sh", "-c", never_in_time, "{connection_file}"])
+    env = server_env(
+        tmp_path,
+        NB_MCP_KERNEL_START_TIMEOUT_SEC="2",
+        **kernel_gateway.env(
+            KERNEL_LAUNCH_TIMEOUT="1",
+            JUPYTER_GATEWAY_LAUNCH_TIMEOUT_PAD="0",
+            JUPYTER_GATEWAY_REQUEST_TIMEOUT="1",
+        ),
+    )
+    with McpServer(workdir, env, tmp_path / "server.stderr") as server:
+        path = notebook(server, "glacial.ipynb", "print('ran' + 'here')")
+        began = time.monotonic()
+        reply = server.call("exec_cell", path="glacial.ipynb", index=0, kernel_name="glacial")
+        took = time.monotonic() - began
+        assert "NbMcpKernelStartFailed" in reply.text or "could not start" in reply.text, reply.text
+        assert took < 2 + 5, took  # the bound, and a few ticks
+        assert "ranhere" not in outputs_text(path, 0)
+        (failed,) = events_named(server.events(), "kernel.start_failed")
+        assert kernel_gateway.url in failed["reason"], failed["reason"]
+        assert not events_named(server.events(), "gateway.lost")  # starting, not lost
+        assert not psutil.Process(server.pid).children(recursive=True)  # nothing local
