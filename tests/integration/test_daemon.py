@@ -186,7 +186,12 @@ def test_a_job_survives_sigkill_of_the_mcp_client(env, tmp_path, workdir):
         what="the job to finish without its client",
     )
     assert finished[0]["status"] == "ok"
-    assert "finished" in outputs_text(path, 0) and "✓ Done" in outputs_text(path, 0)
+    # The file follows the event (the writer's flush, not the job, writes it): wait for it.
+    wait_for(
+        lambda: "finished" in outputs_text(path, 0) and "✓ Done" in outputs_text(path, 0),
+        timeout=10,
+        what="the finished cell's outputs and footer in the file",
+    )
 
 
 _CLIENT_SCRIPT = """
