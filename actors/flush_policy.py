@@ -23,7 +23,7 @@ RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 # does not wait for it (the reply carries the outputs the job kept), the write follows at the
 # streaming cadence. Below it, the reply waits for the file showing the job's end.
 BIG_FILE_BYTES = 1_000_000
-BYTES_PER_SEC = 40_000_000  # while streaming, at most this much file written a second
+BYTES_PER_SEC = 20_000_000  # while streaming, at most this much file written a second
 MAX_SPACING = 5.0
 # While cells run and after writing outputs, look at the file now and then even with nothing to
 # write: a silent cell's notebook may be deleted, an editor holding a copy from before the

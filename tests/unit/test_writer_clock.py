@@ -107,7 +107,7 @@ def test_a_big_notebook_is_written_less_often_while_it_streams_and_its_reply_doe
     policy.wrote(size=200_000)  # a small notebook
     assert policy.spacing == pytest.approx(0.2) and not policy.big
     policy.wrote(size=52_000_000)  # 300 plots
-    assert policy.spacing == pytest.approx(1.3) and policy.big
+    assert policy.spacing == pytest.approx(2.6) and policy.big
     policy.wrote(size=900_000_000)  # bounded
     assert policy.spacing == 5.0
 
