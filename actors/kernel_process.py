@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ import pykka
 from nb_mcp.actors.backend import KernelBackend, KernelStartError, remote_of
 from nb_mcp.actors.kernel_ends import CellEnd, KernelEnd, death_note
 from nb_mcp.actors.kernel_events import KernelEvents
+from nb_mcp.actors.kernel_interrupts import KernelInterrupts
 from nb_mcp.actors.kernel_messages import (
     Activity,
     Arrival,
@@ -66,7 +66,7 @@ class _Started:
     error: str | None
 
 
-class KernelProcess(SupervisedActor):
+class KernelProcess(KernelInterrupts, SupervisedActor):
     def __init__(
         self,
         *,
@@ -369,45 +369,6 @@ class KernelProcess(SupervisedActor):
         backend.stop(grace=0.0)
         self._backend = None
         self._book.gone(Life.DEAD)
-
-    def _on_timeout_interrupt(self, timed_out: InterruptKernel) -> None:
-        if self._backend is not None:
-            self._interrupt(
-                f"cell {timed_out.cell_id or 'scratch'} passed its {timed_out.timeout:g}s "
-                "timeout; interrupted the kernel",
-                "timeout",
-                job_id=timed_out.job_id,
-                cell_id=timed_out.cell_id,
-            )
-
-    def _on_activity_for_cancel(self) -> None:
-        """Interrupt a cancelled job's cell once it is the one on the kernel; forget the
-        cancel when another job's cell is (the cancelled job ended between its cells)."""
-        job_id, activity = self._cancelling, self._book.activity
-        if job_id is None or activity.state is KernelState.IDLE:
-            return
-        self._cancelling = None
-        if activity.job_id == job_id and self._backend is not None:
-            self._interrupt(
-                f"job {job_id} was cancelled; interrupted its cell",
-                "cancel",
-                job_id=job_id,
-                cell_id=activity.cell_id if activity.to_writer else None,
-            )
-
-    def _interrupt(self, message: str, reason: str, **where: str | None) -> None:
-        backend = self._backend
-        assert backend is not None
-        outcome = backend.interrupt()  # never waits: a remote one answers in a Future
-        self._events.interrupted(message, reason, backend.pid, **where)
-        if isinstance(outcome, Future):
-            outcome.add_done_callback(self._interrupt_answered)
-
-    def _interrupt_answered(self, outcome: Future[None]) -> None:
-        # Runs in whichever thread the request ended in: it only emits.
-        error = outcome.exception()
-        if error is not None:
-            self._events.interrupt_failed(error)
 
     # ------------------------------------------------------------ stopping
 

@@ -38,7 +38,6 @@ from nb_mcp.actors.kernel_messages import (
     ProcessUp,
     QueueUp,
     RecordInFlight,
-    RemoteDeath,
     RestartKernel,
     Resume,
     SessionDown,
@@ -47,6 +46,7 @@ from nb_mcp.actors.kernel_messages import (
     StartKernel,
 )
 from nb_mcp.actors.kernel_protocol import KernelState
+from nb_mcp.actors.kernel_session_remote import RemoteChannels
 from nb_mcp.actors.kernel_watch import TICK_SEC, Due, Readiness, due
 from nb_mcp.actors.refs import NotebookRefs
 from nb_mcp.supervisor.clock import Clock, Timer, cancel
@@ -66,7 +66,7 @@ class _Tick:
     pass
 
 
-class KernelSession(SupervisedActor):
+class KernelSession(RemoteChannels, SupervisedActor):
     def __init__(
         self,
         *,
@@ -362,27 +362,6 @@ class KernelSession(SupervisedActor):
         self._events.desync(failure.channel, failure.error)
         raise ChannelsBroken(failure.error)
 
-    def _on_channels_resumed(self, resumed: ChannelsResumed) -> None:
-        """A gateway's websocket dropped and is back, on the same session at the gateway."""
-        self._events.channels_resumed(resumed.gap_sec, len(resumed.maybe_lost))
-        self._cell.reconnected("the connection to the kernel", resumed.maybe_lost)
-        if self._channels is not None:
-            self._send_probe()  # its answer bounds the wait for an idle lost in the gap
-            self._arm()
-
-    def _on_remote_kernel_died(self, died: RemoteKernelDied) -> None:
-        self._tell_process(RemoteDeath(died.reason))  # it acts on it as on any death
-
-    def _on_gateway_lost(self, lost: GatewayLost) -> None:
-        """The gateway stayed unreachable: the kernel may live on there. The cell ends; the
-        next execution reconnects. A kernel never ready yet failed to start (the process acts)."""
-        if self._kernel is not None and self._kernel.arrival is Arrival.STARTED:
-            why = f"the gateway at {lost.url} never opened its channels ({lost.error})"
-            return self._tell_process(RemoteDeath(why))
-        self._events.gateway_lost(lost.url, lost.unreachable_sec, lost.error)
-        self._cell.end(CellEnd.gateway_lost(lost.url, lost.unreachable_sec, lost.error))
-        self._close_channels()
-
     _handlers: ClassVar[dict[type, Callable[[KernelSession, Any], None]]] = {
         Incoming: _on_incoming,
         _Tick: _on_tick,
@@ -396,7 +375,7 @@ class KernelSession(SupervisedActor):
         Resume: _on_resume,
         ProcessUp: _on_restarted_peer,
         QueueUp: _on_restarted_peer,
-        ChannelsResumed: _on_channels_resumed,
-        GatewayLost: _on_gateway_lost,
-        RemoteKernelDied: _on_remote_kernel_died,
+        ChannelsResumed: RemoteChannels._on_channels_resumed,
+        GatewayLost: RemoteChannels._on_gateway_lost,
+        RemoteKernelDied: RemoteChannels._on_remote_kernel_died,
     }
