@@ -26,6 +26,7 @@ from nb_mcp.actors.writer import CellOutputs
 from nb_mcp.supervisor import job_kernel, kernels, statedir
 from nb_mcp.supervisor.editing import Editing
 from nb_mcp.supervisor.kernel_calls import KernelCalls
+from nb_mcp.supervisor.notebook_tree import TakenOver
 from nb_mcp.supervisor.opened import ASK_TIMEOUT, NotebookHandle, OpenNotebooks, ask
 from nb_mcp.supervisor.paths import Scope, within
 from nb_mcp.supervisor.results import NbError, Submitted
@@ -50,6 +51,7 @@ class Jobs:
         self._editing = editing
         self._entries: OrderedDict[str, JobEntry] = OrderedDict()
         self._lock = threading.Lock()
+        notebooks.on_resumed = self._resumed
 
     def submit(
         self,
@@ -131,10 +133,7 @@ class Jobs:
         )
         entry = JobEntry(notebook, Future(), JobBoard())
         entry.board.put(JobSnapshot.queued(spec))
-        with self._lock:
-            self._entries[job_id] = entry
-            while len(self._entries) > _KEPT:
-                self._entries.popitem(last=False)
+        self._keep(job_id, entry)
         child = ChildSpec(
             id=f"job:{job_id}",
             actor_class=JobActor,
@@ -157,6 +156,17 @@ class Jobs:
                 self._entries.pop(job_id, None)  # its future would never resolve: busy() forever
             raise NbError(f"could not start the job: {error}") from error
         return Submitted(job_id, notebook.path, kind, cell_ids, entry.future, notices)
+
+    def _resumed(self, notebook: NotebookHandle, taken: TakenOver) -> None:
+        """A job carrying on a cell an earlier daemon ran: known from now on like any job."""
+        assert taken.resumed_job is not None
+        self._keep(taken.resumed_job.job_id, JobEntry(notebook, taken.done, taken.board))
+
+    def _keep(self, job_id: str, entry: JobEntry) -> None:
+        with self._lock:
+            self._entries[job_id] = entry
+            while len(self._entries) > _KEPT:
+                self._entries.popitem(last=False)
 
     def entry(self, job_id: str, scope: Scope | None = None) -> JobEntry:
         """The job's entry; with `scope`, only a job on a notebook under its roots (any other

@@ -19,11 +19,11 @@ channel failures, as the events name it (`supervisor.child_restarted`, child "ke
 from __future__ import annotations
 
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nb_mcp.actors.backend import Limits, LocalBackends
-from nb_mcp.actors.job import JobActor, JobSnapshot, JobSpec
+from nb_mcp.actors.job import JobActor, JobBoard, JobSnapshot, JobSpec
 from nb_mcp.actors.kernel_process import BackendFactory, Inheritance, KernelProcess
 from nb_mcp.actors.kernel_session import KernelSession
 from nb_mcp.actors.log import emit
@@ -43,10 +43,13 @@ PERIOD_SEC = 60.0
 
 @dataclass(frozen=True)
 class TakenOver:
-    """A kernel an earlier daemon left running, and the job that carries on its running cell."""
+    """A kernel an earlier daemon left running, and the job that carries on its running cell
+    (with the board and future exec_status and `status` read it from, as any job's)."""
 
     inheritance: Inheritance
     resumed_job: JobSpec | None = None
+    board: JobBoard = field(default_factory=JobBoard)
+    done: Future[JobSnapshot] = field(default_factory=Future)
 
 
 def notebook_spec(
@@ -101,14 +104,20 @@ def notebook_spec(
         ),
     ]
     if kernel is not None and kernel.resumed_job is not None:
-        done: Future[JobSnapshot] = Future()  # nobody waits on it: its events and file tell
         job = kernel.resumed_job
+        kernel.board.put(JobSnapshot.queued(job))
         children.append(
             ChildSpec(
                 id=f"job:{job.job_id}",
                 actor_class=JobActor,
                 restart=Restart.TEMPORARY,
-                kwargs={"spec": job, "refs": refs, "done": done, "clock": clock},
+                kwargs={
+                    "spec": job,
+                    "refs": refs,
+                    "done": kernel.done,
+                    "board": kernel.board,
+                    "clock": clock,
+                },
                 shutdown_timeout=20.0,
             )
         )

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pykka
 from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.refs import NotebookRefs, NotRunning
+from nb_mcp.supervisor import gateway_takeover
 from nb_mcp.supervisor.config import Config
 from nb_mcp.supervisor.notebook_tree import TakenOver, notebook_spec
 from nb_mcp.supervisor.paths import PathError, Scope, notebook_path
@@ -61,6 +62,9 @@ class OpenNotebooks:
         self._opening: dict[Path, Future[NotebookHandle]] = {}
         self._lock = threading.Lock()
         self._stopped = False
+        # Told of each job that carries on a cell an earlier daemon was running (the facade's
+        # jobs make it known to exec_status and status like a submitted one).
+        self.on_resumed: Callable[[NotebookHandle, TakenOver], None] | None = None
 
     def attach(self, root_proxy: Any) -> None:
         self._root = root_proxy
@@ -73,8 +77,14 @@ class OpenNotebooks:
             return self.default_scope
         return replace(self.default_scope, cwd=scope.cwd, roots=scope.roots)
 
-    def subtree(self, path: Path, kernel: TakenOver | None = None) -> NotebookHandle:
-        """The notebook's running subtree, started if need be (`kernel`: one taken over)."""
+    def subtree(
+        self,
+        path: Path,
+        kernel: TakenOver | None = None,
+        inherit: Callable[[], TakenOver | None] | None = None,
+    ) -> NotebookHandle:
+        """The notebook's running subtree, started if need be (`kernel`: one taken over;
+        `inherit`: asked for one only if this call is the one that starts the subtree)."""
         with self._lock:
             if self._stopped or self._root is None:
                 raise NbError("nb is shutting down")
@@ -90,10 +100,14 @@ class OpenNotebooks:
         if not mine:
             return opening.result()  # the opener's ask is bounded: this ends
         try:
+            if kernel is None and inherit is not None:
+                kernel = inherit()
             refs = NotebookRefs(path)
             spec = self._spec(path, refs, self.config, kernel)
             ref = self._root.start_child(spec).get(timeout=ASK_TIMEOUT)
         except Exception as error:
+            if kernel is not None:
+                kernel.inheritance.backend.stop(grace=0.0)  # never leave it without a driver
             failure = NbError(f"could not open {path}: {error}")
             with self._lock:
                 del self._opening[path]
@@ -104,6 +118,8 @@ class OpenNotebooks:
             del self._opening[path]
             # Opened while nb stopped: the root's own stop stops this subtree with the rest.
             self._open[path] = handle
+        if kernel is not None and kernel.resumed_job is not None and self.on_resumed is not None:
+            self.on_resumed(handle, kernel)
         opening.set_result(handle)
         return handle
 
@@ -121,7 +137,7 @@ class OpenNotebooks:
                 f"no notebook at {resolved} (read tools never create files; "
                 "insert_cell creates a notebook)"
             )
-        notebook = self.subtree(resolved)
+        notebook = self.subtree(resolved, inherit=lambda: self._left_running(resolved, scope))
         writer = notebook.writer()
         if create and not resolved.exists():
             return notebook, writer, True  # the edit creates it, if the edit is valid
@@ -129,6 +145,13 @@ class OpenNotebooks:
             return notebook, writer, False
         opened = ask(writer.open(create))
         return notebook, writer, opened.created
+
+    def _left_running(self, path: Path, scope: Scope) -> TakenOver | None:
+        """A remote kernel an earlier daemon left running a cell of this notebook, which this
+        session's gateway settings can reach (local kernels are taken over at start-up)."""
+        if not isinstance(scope, Session):
+            return None
+        return gateway_takeover.running_cell_left(path, scope.env, scope.id, self.config.state_dir)
 
     def get(self, path: Path) -> NotebookHandle | None:
         with self._lock:

@@ -65,8 +65,12 @@ def attach(record: statedir.KernelRecord) -> TakenOver | None:
 
 
 def _resumed(record: statedir.KernelRecord) -> Resumed | None:
-    in_flight = record.in_flight
-    if not in_flight:
+    return resumed_of(record.in_flight)
+
+
+def resumed_of(in_flight: Any) -> Resumed | None:
+    """The cell a kernel's record says was running (None if none, or unreadable)."""
+    if not isinstance(in_flight, dict) or not in_flight:
         return None
     try:
         return Resumed(

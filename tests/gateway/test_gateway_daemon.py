@@ -1,12 +1,14 @@
 """Gateway sessions on the per-user daemon: one daemon serves a project whose kernels run on a
 gateway and another whose kernels run here; a daemon killed while its remote kernel lives is
-replaced, and the next session naming that gateway takes the kernel over (variables intact);
-`nb status` and `nb cleanup` know kernels left on gateways."""
+replaced, and the next session naming that gateway takes the kernel over (variables intact),
+and resumes the cell it was running; `nb status` and `nb cleanup` know kernels left on
+gateways."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -23,12 +25,24 @@ from tests.helpers import (
     McpServer,
     events_named,
     notebook,
+    outputs_text,
     process_alive,
     server_env,
     wait_for,
 )
 
 HELD = "import os\nkept = 'remote state'\nprint('pid', os.getpid())"
+
+
+TICKING = (
+    "import os, time\n"
+    "kept = 'remote state'\n"
+    "print('pid', os.getpid(), flush=True)\n"
+    "for tick in range(16):\n"
+    "    print('tick', tick, flush=True)\n"
+    "    time.sleep(0.5)\n"
+    "print('last line', kept)"
+)
 
 
 def pid_in(text: str) -> int:
@@ -132,3 +146,68 @@ def test_a_remote_kernel_outlives_a_killed_daemon_and_the_next_session_takes_it_
         timeout=15,
         what="the remote kernel's process to exit",
     )
+
+
+def in_flight_recorded(state: Path) -> dict[str, object] | None:
+    for record in (state / "gateway-kernels").glob("*.json"):
+        try:
+            cell = json.loads(record.read_text()).get("in_flight")
+        except (OSError, ValueError):
+            continue
+        if cell:
+            return cell
+    return None
+
+
+def test_a_cell_running_on_the_gateway_when_the_daemon_is_killed_is_resumed_by_the_next_session(
+    kernel_gateway: RunningGateway, gateway_env: dict[str, str], tmp_path: Path, workdir: Path
+) -> None:
+    state = tmp_path / "state"
+    path = workdir / "ticking.ipynb"
+    with front(workdir, gateway_env, tmp_path, "first") as first:
+        notebook(first, "ticking.ipynb", TICKING)
+        reply = first.call("exec_cell", path="ticking.ipynb", index=0, block_for=0)
+        job = re.search(r"j-[0-9a-f]{8}", reply.text).group(0)
+        wait_for(lambda: "tick 0" in outputs_text(path, 0), timeout=60, what="the first tick")
+        # Recorded once the cell has run a second: the record is what the next daemon resumes.
+        cell = wait_for(lambda: in_flight_recorded(state), timeout=30, what="the in-flight cell")
+        assert cell["job_id"] == job
+        kill_daemon(state)
+    assert "tick 15" not in outputs_text(path, 0)  # killed mid-cell
+    assert "✓ Done" not in outputs_text(path, 0)
+    pid = pid_in(outputs_text(path, 0))
+    with front(workdir, gateway_env, tmp_path, "second") as second:
+        second.call("list_cells", path="ticking.ipynb")  # opening it takes the kernel over
+        watch = subprocess.Popen(
+            [NB, "watch", "--job", job, "--path", str(path)],
+            env=gateway_env,
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        status = second.call("exec_status", job_id=job)
+        assert "running" in status.text, status.text
+        done = second.call("exec_status", job_id=job, block_for=30)
+        assert "ok" in done.text and "last line remote state" in done.text, done.text
+        wait_for(lambda: "✓ Done" in outputs_text(path, 0), timeout=30, what="the footer")
+        text = outputs_text(path, 0)
+        assert "last line remote state" in text
+        assert "daemon was replaced" in text and "may be missing" in text
+        # Kernel Gateway (jupyter_server) buffers a dropped websocket session's messages and
+        # replays them to whoever reconnects with its session id: no tick is lost.
+        assert all(f"tick {n}\n" in text for n in range(16)), text
+        (reattached,) = events_named(second.events(), "kernel.reattached")
+        assert reattached["job_id"] == job and reattached["cell_id"] == cell["cell_id"]
+        # Live again, not written off: no stale "server stopped" marker, no Running marker left.
+        assert "stopped before this cell finished" not in text and "Running" not in text, text
+        out, err = watch.communicate(timeout=60)
+        assert watch.returncode == 0, (out, err)
+        assert any(json.loads(line).get("event") == "job.finished" for line in out.splitlines()), (
+            out
+        )
+        kept = second.call(
+            "run_scratch", path="ticking.ipynb", code="print('pid', os.getpid(), kept)"
+        )
+        assert f"pid {pid} remote state" in kept.text, kept.text  # same kernel, variables on
+        assert in_flight_recorded(state) is None  # the record forgets the finished cell
