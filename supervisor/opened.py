@@ -99,15 +99,16 @@ class OpenNotebooks:
                 mine = False
         if not mine:
             return opening.result()  # the opener's ask is bounded: this ends
+        inherited = None
         try:
             if kernel is None and inherit is not None:
-                kernel = inherit()
+                kernel = inherited = inherit()
             refs = NotebookRefs(path)
             spec = self._spec(path, refs, self.config, kernel)
             ref = self._root.start_child(spec).get(timeout=ASK_TIMEOUT)
         except Exception as error:
-            if kernel is not None:
-                kernel.inheritance.backend.stop(grace=0.0)  # never leave it without a driver
+            if inherited is not None:  # recorded as ours now: never leave it without a driver
+                inherited.inheritance.backend.stop(grace=0.0)
             failure = NbError(f"could not open {path}: {error}")
             with self._lock:
                 del self._opening[path]

@@ -245,7 +245,7 @@ def test_a_killed_daemon_is_replaced_and_the_new_one_takes_over_the_running_kern
         ),
     )
     first.call("exec_cell", path="long.ipynb", index=0)
-    first.call("exec_cell", path="long.ipynb", index=1, block_for=0)
+    job = job_id_of(first.call("exec_cell", path="long.ipynb", index=1, block_for=0).text)
     wait_for(
         lambda: "before the crash" in outputs_text(workdir / "long.ipynb", 1),
         timeout=30,
@@ -273,12 +273,15 @@ def test_a_killed_daemon_is_replaced_and_the_new_one_takes_over_the_running_kern
         assert re.search(rf"kernel pid {kernel_pid}\s.*taken over", status), status
         reattached = events_named(second.events(), "kernel.reattached")
         assert reattached and reattached[0]["kernel_pid"] == kernel_pid
+        assert "running" in second.call("exec_status", job_id=job).text  # known by its old id
         flag.touch()
         wait_for(
             lambda: "✓ Done" in outputs_text(workdir / "long.ipynb", 1),
             timeout=30,
             what="the resumed cell to finish",
         )
+        finished = second.call("exec_status", job_id=job, block_for=30).text
+        assert "ok" in finished and "after the crash" in finished, finished
         text = outputs_text(workdir / "long.ipynb", 1)
         assert "before the crash" in text and "after the crash" in text
         assert "daemon was replaced" in text and "may be missing" in text
