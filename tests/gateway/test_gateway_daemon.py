@@ -159,12 +159,13 @@ def in_flight_recorded(state: Path) -> dict[str, object] | None:
     return None
 
 
-def test_a_cell_running_on_the_gateway_when_the_daemon_is_killed_is_resumed_by_the_next_session(
-    kernel_gateway: RunningGateway, gateway_env: dict[str, str], tmp_path: Path, workdir: Path
-) -> None:
-    state = tmp_path / "state"
-    path = workdir / "ticking.ipynb"
-    with front(workdir, gateway_env, tmp_path, "first") as first:
+def kill_daemon_mid_cell(
+    env: dict[str, str], tmp_path: Path, workdir: Path
+) -> tuple[str, dict[str, object]]:
+    """Run TICKING in ticking.ipynb on the gateway and SIGKILL the daemon once the cell's
+    record names it; its job id and the recorded cell."""
+    state, path = tmp_path / "state", workdir / "ticking.ipynb"
+    with front(workdir, env, tmp_path, "first") as first:
         notebook(first, "ticking.ipynb", TICKING)
         reply = first.call("exec_cell", path="ticking.ipynb", index=0, block_for=0)
         job = re.search(r"j-[0-9a-f]{8}", reply.text).group(0)
@@ -173,6 +174,15 @@ def test_a_cell_running_on_the_gateway_when_the_daemon_is_killed_is_resumed_by_t
         cell = wait_for(lambda: in_flight_recorded(state), timeout=30, what="the in-flight cell")
         assert cell["job_id"] == job
         kill_daemon(state)
+    return job, cell
+
+
+def test_a_cell_running_on_the_gateway_when_the_daemon_is_killed_is_resumed_by_the_next_session(
+    kernel_gateway: RunningGateway, gateway_env: dict[str, str], tmp_path: Path, workdir: Path
+) -> None:
+    state = tmp_path / "state"
+    path = workdir / "ticking.ipynb"
+    job, cell = kill_daemon_mid_cell(gateway_env, tmp_path, workdir)
     assert "tick 15" not in outputs_text(path, 0)  # killed mid-cell
     assert "✓ Done" not in outputs_text(path, 0)
     pid = pid_in(outputs_text(path, 0))
@@ -211,3 +221,28 @@ def test_a_cell_running_on_the_gateway_when_the_daemon_is_killed_is_resumed_by_t
         )
         assert f"pid {pid} remote state" in kept.text, kept.text  # same kernel, variables on
         assert in_flight_recorded(state) is None  # the record forgets the finished cell
+
+
+def test_a_cell_whose_remote_kernel_is_gone_after_the_daemon_was_killed_is_marked_stale(
+    kernel_gateway: RunningGateway, gateway_env: dict[str, str], tmp_path: Path, workdir: Path
+) -> None:
+    state = tmp_path / "state"
+    path = workdir / "ticking.ipynb"
+    kill_daemon_mid_cell(gateway_env, tmp_path, workdir)
+    (record,) = (state / "gateway-kernels").glob("*.json")
+    kernel_id = json.loads(record.read_text())["kernel_id"]
+    deleted = httpx2.delete(
+        f"{kernel_gateway.url}/api/kernels/{kernel_id}",
+        headers={"Authorization": f"token {kernel_gateway.token}"},
+        timeout=30,
+    )
+    assert deleted.status_code == 204
+    with front(workdir, gateway_env, tmp_path, "second") as second:
+        second.call("list_cells", path="ticking.ipynb")
+        text = outputs_text(path, 0)
+        assert "stopped before this cell finished" in text and "Running" not in text, text
+        assert "tick 0" in text and "last line" not in text  # saved outputs kept, nothing after
+        (stopped,) = events_named(second.events(), "kernel.stopped")
+        assert "no longer has kernel" in stopped["reason"], stopped
+        assert not events_named(second.events(), "kernel.reattached")
+        assert not list((state / "gateway-kernels").glob("*.json"))  # forgotten
