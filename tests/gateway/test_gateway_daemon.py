@@ -177,9 +177,19 @@ def kill_daemon_mid_cell(
     return job, cell
 
 
+@pytest.fixture(params=["kernel_gateway", "enterprise_gateway"])
+def any_gateway_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    gateway: RunningGateway = request.getfixturevalue(request.param)
+    env = server_env(tmp_path, **gateway.env())
+    yield env
+    subprocess.run([NB, "stop"], env=env, capture_output=True, timeout=90)
+    subprocess.run([NB, "cleanup"], env=env, capture_output=True, timeout=60)
+
+
 def test_a_cell_running_on_the_gateway_when_the_daemon_is_killed_is_resumed_by_the_next_session(
-    kernel_gateway: RunningGateway, gateway_env: dict[str, str], tmp_path: Path, workdir: Path
+    any_gateway_env: dict[str, str], tmp_path: Path, workdir: Path
 ) -> None:
+    gateway_env = any_gateway_env
     state = tmp_path / "state"
     path = workdir / "ticking.ipynb"
     job, cell = kill_daemon_mid_cell(gateway_env, tmp_path, workdir)
@@ -204,8 +214,8 @@ def test_a_cell_running_on_the_gateway_when_the_daemon_is_killed_is_resumed_by_t
         text = outputs_text(path, 0)
         assert "last line remote state" in text
         assert "daemon was replaced" in text and "may be missing" in text
-        # Kernel Gateway (jupyter_server) buffers a dropped websocket session's messages and
-        # replays them to whoever reconnects with its session id: no tick is lost.
+        # Both gateways (jupyter_server 2 and 1) buffer a dropped websocket session's messages
+        # and replay them to whoever reconnects with its session id: no tick is lost.
         assert all(f"tick {n}\n" in text for n in range(16)), text
         (reattached,) = events_named(second.events(), "kernel.reattached")
         assert reattached["job_id"] == job and reattached["cell_id"] == cell["cell_id"]
