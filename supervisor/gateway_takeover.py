@@ -7,8 +7,9 @@ notebook, and the record says a cell was running, the notebook's subtree starts 
 inherited and a `resumed` job that claims the running request by its msg_id, exactly as a local
 takeover does: the cell is live again in the file, its later output streams in, and its footer
 is written when the kernel says it finished. The gateway replays what it buffered for the
-recorded websocket session while no daemon was connected (jupyter_server does, in memory); the
-cell's note says output may be missing, since a gateway may not.
+recorded websocket session while no daemon was connected (jupyter_server does, in memory, from
+the moment it notices the old connection closed: what it sent the killed daemon before that is
+lost); the cell's note says output may be missing.
 
 A kernel with no cell in flight is left to the lazy takeover at its next start
 (actors/session_backends.py); a kernel the gateway no longer has is forgotten, and the cell's
