@@ -57,6 +57,10 @@ def running_cell_left(
         return None
     except KernelStartError:
         return None  # the gateway cannot be asked now: the record stays, the next start retries
+    except (KeyError, TypeError, ValueError) as error:  # never a notebook that cannot open
+        statedir.remove(Path(record["record_path"]))
+        _not_taken_over(notebook, f"its record is unusable ({error!r})")
+        return None
     choice = KernelChoice(
         kernelspec=backend.kernel_name,
         display_name=backend.kernel_name,
