@@ -49,6 +49,7 @@ from nb_mcp.supervisor.tree import SupervisedActor, Supervision
 __all__ = ["BackendFactory", "Inheritance", "KernelProcess"]
 
 TICK_SEC = 0.1  # a dead kernel is found within this (the design asks for 0.5 s)
+_STOP_WAITS_FOR_START_SEC = 10.0  # stopping mid-start: how long to wait for what it starts
 _THREAD_GRACE_SEC = 30.0  # past the start timeout, a start-up thread that never answered
 
 BackendFactory = Callable[[KernelLaunch], KernelBackend]
@@ -89,6 +90,7 @@ class KernelProcess(KernelInterrupts, SupervisedActor):
         self._inheritance_told = True  # False until the first session has heard of it
         self._resumed: Resumed | None = None
         self._cancelling: str | None = None  # a cancelled job whose cell is not busy yet
+        self._start_under_way: tuple[threading.Thread, KernelBackend] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -114,6 +116,7 @@ class KernelProcess(KernelInterrupts, SupervisedActor):
         cancel(self._ticker)
         self._refs.unregister("process", self.actor_ref)
         self._refs.put_kernel_info(None)  # whatever it ran is stopped below
+        self._stop_start_under_way()
         if reason is None:
             # Stopped: the server, or nb gave up on the notebook. A kernel gets a second to
             # shut down cleanly, then its process group is killed.
@@ -295,9 +298,24 @@ class KernelProcess(KernelInterrupts, SupervisedActor):
             except pykka.ActorDeadError:
                 backend.stop(grace=0.0)  # nobody will: never leak a kernel
 
-        threading.Thread(target=start, name=f"start-{self._events.name}", daemon=True).start()
+        thread = threading.Thread(target=start, name=f"start-{self._events.name}", daemon=True)
+        self._start_under_way = (thread, backend)
+        thread.start()
+
+    def _stop_start_under_way(self) -> None:
+        """Stopping mid-start (the server exits right after an exec): wait a little, then stop
+        what it started, or that kernel outlives everyone (its _Started dies in our mailbox)."""
+        if self._start_under_way is None:
+            return
+        thread, backend = self._start_under_way
+        self._start_under_way = None
+        thread.join(timeout=_STOP_WAITS_FOR_START_SEC)
+        if backend is not self._backend:
+            backend.stop(grace=0.0)
 
     def _on_started(self, started: _Started) -> None:
+        if self._start_under_way is not None and self._start_under_way[1] is started.backend:
+            self._start_under_way = None  # answered: whatever it started is handled below
         book = self._book
         if started.attempt != book.attempt or book.life is not Life.STARTING:
             started.backend.stop(grace=0.0)  # an answer to a start given up on: never leak

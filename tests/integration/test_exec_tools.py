@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import nbformat
+import psutil
 
 from tests.helpers import (
     McpServer,
@@ -334,6 +335,27 @@ def test_the_server_stops_every_kernel_it_started_when_it_exits(tmp_path, workdi
     assert not list((tmp_path / "state" / "kernels").glob("*.json"))
     last = read_events(tmp_path / "events.log")[-1]
     assert last["event"] == "server.stopped"  # it finished its shutdown, it was not killed
+
+
+def test_a_server_that_exits_while_its_kernel_starts_leaves_no_kernel_behind(tmp_path, workdir):
+    # A client that closes right after `exec_cell(block_for=0)`: the kernel is still starting
+    # (in a thread), or its start's answer still waits in the kernel actor's mailbox.
+    state = tmp_path / "state"
+    server = McpServer(workdir, server_env(tmp_path), tmp_path / "stderr")
+    notebook(server, "quick.ipynb", "x = 1")
+    reply = server.call("exec_cell", path="quick.ipynb", index=0, block_for=0)
+    assert "Job" in reply.text, reply.text
+    server.close()
+
+    def kernels_left() -> list[str]:
+        left = []
+        for process in psutil.process_iter(["cmdline"]):
+            command = " ".join(process.info["cmdline"] or [])
+            if "ipykernel" in command and str(state) in command:
+                left.append(f"{process.pid}: {command}")
+        return left
+
+    wait_for(lambda: not kernels_left(), timeout=20, what="every kernel of the server to exit")
 
 
 def test_a_10000_update_tqdm_bar_ends_as_one_line_on_disk(shared_server):
