@@ -27,6 +27,7 @@ OUTPUT_TYPES = frozenset(
     }
 )
 _VISIBLE = ("stream", "display_data", "execute_result", "error")
+ABORTED = "NbMcpAborted"  # the ename of a cell whose execute_reply said "aborted"
 IDLE_GRACE = 1.0  # after execute_reply, how long the idle on iopub may lag behind
 RECORD_AFTER = 1.0  # only a cell running this long is noted in the kernel's record
 
@@ -115,6 +116,10 @@ class Execution:
         self.replied_at = now
         if content.get("status") == "error" and self.ename is None:
             self.ename, self.evalue = content.get("ename"), content.get("evalue")
+        elif content.get("status") == "aborted" and self.ename is None:
+            # ipykernel aborts what was queued behind a request that failed (an interrupt that
+            # landed on nb's readiness probe, say): the cell never ran, so it is no success.
+            self.ename, self.evalue = ABORTED, "the kernel aborted this cell before it ran"
         if self.execution_count is None:
             self.execution_count = content.get("execution_count")
 

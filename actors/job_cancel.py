@@ -19,6 +19,7 @@ from typing import Any
 
 import pykka
 from nb_mcp.actors import notebook as nb
+from nb_mcp.actors.execution import ABORTED
 from nb_mcp.actors.kernel_protocol import CellDone, InterruptJob
 
 QUEUED, RUNNING, FINISHED = "queued", "running", "finished"
@@ -84,7 +85,7 @@ class CancellableJob:
         last = position + 1 == len(self._cells)
         if done.status == "ok" and last:
             return False
-        interrupted = done.status == "error" and done.ename == "KeyboardInterrupt"
+        interrupted = done.status == "error" and done.ename in ("KeyboardInterrupt", ABORTED)
         finished = self._clock.time()
         state = "cancelled" if interrupted else done.status
         self._set(

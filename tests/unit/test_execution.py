@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nb_mcp.actors.execution import IDLE_GRACE, RECORD_AFTER, Execution
+from nb_mcp.actors.execution import ABORTED, IDLE_GRACE, RECORD_AFTER, Execution
 
 
 def started(timeout: float | None = None, to_writer: bool = True) -> Execution:
@@ -18,6 +18,15 @@ def test_a_cell_is_ok_until_it_errors_or_runs_out_of_time():
     assert execution.status == "error" and execution.ename == "ValueError"
     execution.timed_out_at = 105.5
     assert execution.status == "timeout"
+
+
+def test_a_cell_the_kernel_aborted_before_it_ran_is_no_success():
+    execution = started()
+    execution.replied({"status": "aborted"}, now=100.2)
+    assert execution.status == "error" and execution.ename == ABORTED
+    other = started()
+    other.replied({"status": "ok", "execution_count": 3}, now=100.2)
+    assert other.status == "ok" and other.execution_count == 3
 
 
 def test_only_output_a_person_sees_counts_and_the_tail_is_its_last_line():
