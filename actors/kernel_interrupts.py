@@ -34,6 +34,8 @@ class KernelInterrupts:
         job_id, activity = self._cancelling, self._book.activity
         if job_id is None or activity.state is KernelState.IDLE:
             return
+        if activity.job_id == job_id and not activity.executing:
+            return  # sent, not begun: wait for its execute_input (the next Activity)
         self._cancelling = None
         if activity.job_id == job_id and self._backend is not None:
             self._interrupt(

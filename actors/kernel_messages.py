@@ -186,6 +186,9 @@ class Activity:
     job_id: str | None = None
     cell_id: str | None = None
     to_writer: bool = True  # False: a scratch run, which status does not name as a cell
+    # The kernel has begun the cell (its execute_input came): an interrupt sent before may be
+    # swallowed by ipykernel while it sets the cell up, and the cell then reports ok unrun.
+    executing: bool = True
 
 
 @dataclass(frozen=True)

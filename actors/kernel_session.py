@@ -198,8 +198,10 @@ class KernelSession(RemoteChannels, SupervisedActor):
         if execution is None or state is KernelState.IDLE:
             self._tell_process(Activity(state))
         else:
-            activity = Activity(state, execution.job_id, execution.cell_id, execution.to_writer)
-            self._tell_process(activity)
+            begun = execution.execution_count is not None or execution.across_rebuild
+            self._tell_process(
+                Activity(state, execution.job_id, execution.cell_id, execution.to_writer, begun)
+            )
 
     # ------------------------------------------------------------ executing
 
@@ -269,6 +271,8 @@ class KernelSession(RemoteChannels, SupervisedActor):
         if self._readiness.iopub_delivered(parent, getattr(self._cell.execution, "msg_id", None)):
             self._became_ready()
         self._cell.iopub(msg_type, parent, msg["content"])
+        if msg_type == "execute_input" and self._activity is KernelState.BUSY:
+            self._set_activity(KernelState.BUSY)  # the process hears the cell has begun
 
     def _probe_answered(self) -> None:
         if self._readiness.answered():

@@ -143,7 +143,12 @@ def test_tasks_cancel_of_a_queued_job_gives_its_cells_back_and_leaves_the_runnin
     with client(workdir, env, tmp_path) as mcp:
         running = mcp.call("exec_cell", path="queue.ipynb", index=0, block_for=0)
         queued = mcp.call("exec_cell", path="queue.ipynb", index=1, block_for=0)
-        assert "queued behind 1 job" in mcp.get(queued["taskId"])["result"]["statusMessage"]
+        # the job learns its place from the notebook's queue a moment after it was submitted
+        wait_for(
+            lambda: "queued behind 1 job" in mcp.get(queued["taskId"])["result"]["statusMessage"],
+            10,
+            "the queued task to say it waits behind the running job",
+        )
         wait_for(lambda: "Queued" in outputs_text(path, 1), 30, "the Queued marker")
         acknowledged = mcp.request("tasks/cancel", {"taskId": queued["taskId"]})["result"]
         assert acknowledged["resultType"] == "complete"
