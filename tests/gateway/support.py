@@ -266,3 +266,17 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.write(data)
         await writer.drain()
     writer.transport.abort()
+
+
+# A cell that prints a numbered line every 50 ms, waiting for a flag file half-way, so a test
+# can cut the connection while the cell is certainly running.
+COUNTING_CELL = """
+import os, time
+for i in range(40):
+    print(f'tick {{i}}', flush=True)
+    if i == 10:
+        while not os.path.exists({flag!r}):
+            time.sleep(0.02)
+    time.sleep(0.05)
+print('done', flush=True)
+"""

@@ -17,21 +17,8 @@ from nb_mcp.actors.gateway_channels import ChannelsResumed, GatewayLost, RemoteK
 from nb_mcp.actors.gateway_settings import GatewaySettings
 
 from tests.gateway.cells import Recorder, execute, stream_text, wait_ready
-from tests.gateway.support import RunningGateway, TcpProxy
+from tests.gateway.support import COUNTING_CELL, RunningGateway, TcpProxy
 from tests.helpers import wait_for
-
-# A cell that prints a numbered line every 50 ms, waiting for a flag file half-way, so the
-# test can cut the connection while the cell is certainly running.
-COUNTING_CELL = """
-import os, time
-for i in range(40):
-    print(f'tick {{i}}', flush=True)
-    if i == 10:
-        while not os.path.exists({flag!r}):
-            time.sleep(0.02)
-    time.sleep(0.05)
-print('done', flush=True)
-"""
 
 
 def backend_via(url: str, gateway: RunningGateway, state: Path, **extra: str) -> GatewayBackend:

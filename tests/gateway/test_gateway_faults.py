@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.gateway.support import RunningGateway, TcpProxy
+from tests.gateway.support import COUNTING_CELL, RunningGateway, TcpProxy
 from tests.gateway.venvs import kernel_gateway_venv
 from tests.helpers import (
     McpServer,
@@ -21,19 +21,6 @@ from tests.helpers import (
     server_env,
     wait_for,
 )
-
-# Prints a numbered line every 50 ms and waits for a flag half-way, so the connection can be
-# cut while the cell certainly runs.
-COUNTING_CELL = """
-import os, time
-for i in range(40):
-    print(f'tick {{i}}', flush=True)
-    if i == 10:
-        while not os.path.exists({flag!r}):
-            time.sleep(0.02)
-    time.sleep(0.05)
-print('done', flush=True)
-"""
 
 
 def test_the_gateway_killed_mid_cell_ends_the_job_with_gateway_lost_and_tools_answer(
