@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from nb_mcp.mcp_front import daemon_link
 from nb_mcp.supervisor import statedir
 from nb_mcp.supervisor.config import Config
 from nb_mcp.supervisor.daemon_locks import starting_lock
@@ -58,19 +59,21 @@ def connect_or_start(config: Config) -> socket.socket:
     state_dir = statedir.ensure(config.state_dir)
     path = statedir.daemon_socket(state_dir)
     try:
-        return _connect(path)
+        return daemon_link.connect(path)
     except OSError:
         pass
     with starting_lock(state_dir):
         try:
-            return _connect(path)  # another front started it while we waited for the lock
+            return daemon_link.connect(
+                path
+            )  # another front started it while we waited for the lock
         except OSError:
             pass
         process = _spawn_daemon(state_dir, config)
         deadline = time.monotonic() + _START_TIMEOUT_SEC
         while time.monotonic() < deadline:
             try:
-                return _connect(path)
+                return daemon_link.connect(path)
             except OSError:
                 if process.poll() is not None:
                     raise DaemonUnavailable(
@@ -79,16 +82,6 @@ def connect_or_start(config: Config) -> socket.socket:
                     ) from None
                 time.sleep(0.05)
         raise DaemonUnavailable(f"the daemon did not answer within {_START_TIMEOUT_SEC:.0f}s")
-
-
-def _connect(path: Path) -> socket.socket:
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        connection.connect(str(path))
-    except OSError:
-        connection.close()
-        raise
-    return connection
 
 
 def _spawn_daemon(state_dir: Path, config: Config) -> subprocess.Popen[bytes]:
@@ -120,19 +113,11 @@ def _hello(connection: socket.socket, config: Config) -> dict[str, Any]:
         # session start with it (the daemon's own is another client's, or none).
         "env": dict(os.environ),
     }
-    connection.sendall((json.dumps(hello) + "\n").encode())
-    line = _read_line(connection)
-    return json.loads(line)
-
-
-def _read_line(connection: socket.socket) -> bytes:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = connection.recv(1)
-        if not chunk:
-            raise DaemonUnavailable("the daemon closed the connection during the hello")
-        data += chunk
-    return data
+    daemon_link.send(connection, hello)
+    try:
+        return daemon_link.receive(connection)
+    except daemon_link.LinkClosed:
+        raise DaemonUnavailable("the daemon closed the connection during the hello") from None
 
 
 def _relay(connection: socket.socket, stdin: BinaryIO, stdout: BinaryIO) -> None:

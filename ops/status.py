@@ -13,12 +13,12 @@ import json
 import os
 import shlex
 import signal
-import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from nb_mcp.mcp_front import daemon_link
 from nb_mcp.supervisor import gateway_records, kernel_logs, statedir
 from nb_mcp.supervisor.results import format_duration
 
@@ -154,18 +154,10 @@ def ask_daemon(state_dir: Path, request: str, timeout: float = 10.0) -> dict[str
     if record is None:
         return None
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-            connection.settimeout(timeout)
-            connection.connect(record["socket"])
-            connection.sendall((json.dumps({"nb": request}) + "\n").encode())
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = connection.recv(1 << 16)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data) if data else None
-    except (OSError, ValueError):
+        with daemon_link.connect(record["socket"], timeout) as connection:
+            daemon_link.send(connection, {"nb": request})
+            return daemon_link.receive(connection, last=True)
+    except (OSError, ValueError):  # LinkClosed is an OSError
         return None
 
 

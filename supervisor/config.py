@@ -153,6 +153,9 @@ def daemon_log_path(env: Mapping[str, str], cwd: Path, state_dir: Path) -> Path:
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
+    # Not platformdirs.user_state_path: it reads this process's environment, and the daemon
+    # must work out a client's state dir from the environment that client sent (a differing
+    # per-daemon setting is reported by comparing the two).
     explicit = env.get("NB_MCP_STATE_DIR")
     if explicit:
         return Path(explicit).expanduser().absolute()
