@@ -1,4 +1,5 @@
-"""Fixtures for the unit tests: a WriterActor under a real supervisor, with its event log."""
+"""Fixtures for the unit tests: a WriterActor under a real supervisor, with its event log; the
+kernel trees on a ManualClock."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from nb_mcp.actors.writer import WriterActor
 from nb_mcp.supervisor.tree import ChildSpec, start_root
 
 from tests.helpers import read_events
+from tests.unit.kernel_tree import Tree
 
 
 class Harness:
@@ -47,3 +49,19 @@ def harness(tmp_path: Path) -> Iterator:
     for h in made:
         h.root.stop()
     pykka.ActorRegistry.stop_all()
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Iterator[type[Tree]]:
+    """Makes kernel trees (tests/unit/kernel_tree.py) on a ManualClock, closed after the test.
+    A module may define its own `tree` (test_job_board.py does)."""
+    made: list[Tree] = []
+
+    def make(*sources: str, **kwargs) -> Tree:
+        built = Tree(tmp_path, *sources, **kwargs)
+        made.append(built)
+        return built
+
+    yield make  # type: ignore[misc]
+    for built in made:
+        built.close()

@@ -8,30 +8,11 @@ resumed on the same msg_id, a start that never answers, a heartbeat that stops.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from nb_mcp.actors.channels import ChannelsFailed, Heartbeat
 from nb_mcp.actors.kernel_protocol import KernelState
 
-from tests.unit.kernel_tree import Tree
-
 pytestmark = pytest.mark.timeout(20)
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Iterator[type[Tree]]:
-    made: list[Tree] = []
-
-    def make(*sources: str, **kwargs) -> Tree:
-        built = Tree(tmp_path, *sources, **kwargs)
-        made.append(built)
-        return built
-
-    yield make  # type: ignore[misc]
-    for built in made:
-        built.close()
 
 
 def hang(pump, msg_id, _code) -> None:

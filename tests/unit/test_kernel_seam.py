@@ -8,9 +8,7 @@ Real actors on a ManualClock over a scripted kernel process (tests/unit/kernel_d
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import Future
-from pathlib import Path
 
 import pytest
 from nb_mcp.actors.attached_backend import AttachedBackend
@@ -23,23 +21,9 @@ from nb_mcp.actors.kernel_protocol import KernelState, Resumed
 from nb_mcp.supervisor.notebook_tree import TakenOver
 
 from tests.unit.kernel_double import ScriptedBackend, ScriptedKernel
-from tests.unit.kernel_tree import LAUNCH, Tree
+from tests.unit.kernel_tree import LAUNCH
 
 pytestmark = pytest.mark.timeout(20)
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Iterator[type[Tree]]:
-    made: list[Tree] = []
-
-    def make(*sources: str, **kwargs) -> Tree:
-        built = Tree(tmp_path, *sources, **kwargs)
-        made.append(built)
-        return built
-
-    yield make  # type: ignore[misc]
-    for built in made:
-        built.close()
 
 
 def hang(pump, msg_id, _code) -> None:
