@@ -1,26 +1,24 @@
-"""Test helpers: a synchronous handle on a real `nb mcp` over stdio, the event log, deadlines."""
+"""Test helpers: a synchronous handle on a real `nb mcp` over stdio (built on the bench's, in
+ops/bench/mcp_client.py), the event log, deadlines."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import anyio
-import anyio.from_thread
 import nbformat
-from mcp import Client
-from mcp.client.stdio import StdioServerParameters, stdio_client
+
+# NB, Reply and read_events are the tests' too: they import them from here.
+from ops.bench.mcp_client import NB as NB
+from ops.bench.mcp_client import McpClientProcess
+from ops.bench.mcp_client import Reply as Reply
+from ops.bench.mcp_client import read_events as read_events
 
 T = TypeVar("T")
-NB = str(Path(sys.executable).with_name("nb"))
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "ops" / "events.schema.json"
 
 
@@ -38,26 +36,9 @@ def wait_for(condition: Callable[[], T], timeout: float = 10.0, what: str = "con
         delay = min(delay * 2, 0.05)
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """Every event in a log and its rotated files, oldest first."""
-    files = sorted(path.parent.glob(path.name + ".*"), key=lambda p: -int(p.suffix[1:]))
-    events = []
-    for file in [*files, path]:
-        if file.exists():
-            events.extend(json.loads(line) for line in file.read_text().splitlines() if line)
-    return events
-
-
-@dataclass
-class Reply:
-    text: str
-    is_error: bool
-    images: list[Any] = field(default_factory=list)
-    progress: list[tuple[float, float | None, str | None]] = field(default_factory=list)
-
-
-class McpServer:
-    """A spawned `nb mcp` driven through the real MCP SDK client, from synchronous tests."""
+class McpServer(McpClientProcess):
+    """A spawned `nb mcp` driven through the real MCP SDK client, from synchronous tests;
+    in-process unless asked (most tests are about the tree, not the daemon around it)."""
 
     def __init__(
         self,
@@ -69,67 +50,23 @@ class McpServer:
         in_process: bool = True,
         log_path: Path | None = None,
     ) -> None:
-        self.cwd = cwd
-        self.env = env
         self.stderr_path = stderr_path
-        # Where the server writes its events: a daemon front whose own NB_MCP_LOG_PATH differs
-        # from the running daemon's is told so, and the events go to the daemon's.
-        self.log_path = log_path or Path(env["NB_MCP_LOG_PATH"])
-        self._stack = ExitStack()
-        self._stderr = self._stack.enter_context(open(stderr_path, "w"))  # noqa: SIM115
-        self.portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
-        # In-process unless asked: most tests are about the tree, not the daemon around it.
-        args = ["mcp", "--in-process"] if in_process else ["mcp"]
-        params = StdioServerParameters(command=NB, args=args, cwd=str(cwd), env=env)
         self.roots_asked: list[float] = []
-        callback = None if roots is None else roots_callback(roots, self.roots_asked)
-        client = Client(
-            stdio_client(params, errlog=self._stderr), list_roots_callback=callback, mode=mode
+        super().__init__(
+            cwd,
+            env,
+            stderr_path,
+            # Where the server writes its events: a daemon front whose own NB_MCP_LOG_PATH
+            # differs from the running daemon's is told so, and the events go to the daemon's.
+            log_path or Path(env["NB_MCP_LOG_PATH"]),
+            args=["mcp", "--in-process"] if in_process else ["mcp"],
+            list_roots_callback=None if roots is None else roots_callback(roots, self.roots_asked),
+            mode=mode,
+            started_within=10.0,
         )
-        self.client: Client = self._stack.enter_context(
-            self.portal.wrap_async_context_manager(client)
-        )
-        self.pid = wait_for(self._server_pid, what="server.started in the event log")
-
-    def _server_pid(self) -> int | None:
-        started = [e for e in read_events(self.log_path) if e["event"] == "server.started"]
-        return started[-1]["pid"] if started else None
-
-    def call(self, tool: str, **arguments: Any) -> Reply:
-        return self.portal.call(self._call, tool, arguments, None)
-
-    def start_call(self, tool: str, **arguments: Any) -> tuple[Future[Reply], list[Any]]:
-        """Start a call without waiting; the list fills with progress notifications."""
-        progress: list[Any] = []
-        return self.portal.start_task_soon(self._call, tool, arguments, progress), progress
-
-    async def _call(
-        self, tool: str, arguments: dict[str, Any], progress: list[Any] | None
-    ) -> Reply:
-        seen = progress if progress is not None else []
-
-        async def on_progress(value: float, total: float | None, message: str | None) -> None:
-            seen.append((value, total, message))
-
-        result = await self.client.call_tool(tool, arguments, progress_callback=on_progress)
-        texts = [c.text for c in result.content if getattr(c, "type", "") == "text"]
-        images = [c for c in result.content if getattr(c, "type", "") == "image"]
-        return Reply("\n".join(texts), bool(result.is_error), images, seen)
 
     def env_path(self, name: str) -> Path:
         return Path(self.env[name])
-
-    def events(self) -> list[dict[str, Any]]:
-        return [e for e in read_events(self.log_path) if e.get("pid") == self.pid]
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> McpServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def roots_callback(roots: list[Path], asked: list[float] | None = None) -> Any:

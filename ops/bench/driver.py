@@ -8,34 +8,21 @@ iopub until the request's `idle`.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-import anyio.from_thread
 import nbformat
+import psutil
 from jupyter_client.manager import start_new_kernel
-from mcp import Client
-from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from ops.bench.mcp_client import NB, McpClientProcess, Reply
 
 T = TypeVar("T")
-NB = str(Path(sys.executable).with_name("nb"))
-# The first line of an exec reply: "Job j-… on NB: ok · …" (finished), "Job j-… on NB is
-# running after …" (still going), or exec_status's table "Job j-… on /path · kind · running".
-_JOB = re.compile(
-    r"^Job (j-[0-9a-f]{8}) on "
-    r"(?:.* is (queued|running) after |.*: (ok|error|stopped)(?: · |$)|.* · (\w+)$)"
-)
 
 
 class BenchError(RuntimeError):
@@ -62,58 +49,12 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str) -> T:
         time.sleep(0.002)
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    events = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                events.append(json.loads(line))
-    return events
-
-
-@dataclass
-class Reply:
-    text: str
-    is_error: bool
-    sent: float  # time.monotonic() when the request left
-    received: float  # time.monotonic() when the result arrived
-
-    @property
-    def seconds(self) -> float:
-        return self.received - self.sent
-
-    @property
-    def job_id(self) -> str | None:
-        match = _JOB.match(self.text.partition("\n")[0])
-        return match.group(1) if match else None
-
-    @property
-    def state(self) -> str | None:
-        match = _JOB.match(self.text.partition("\n")[0])
-        return next((group for group in match.groups()[1:] if group), None) if match else None
-
-    @property
-    def finished(self) -> bool:
-        return self.state in ("ok", "error", "stopped")
-
-
 def _children() -> set[int]:
     """This process's child pids."""
-    me, found = os.getpid(), set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me:
-            found.add(int(entry))
-    return found
+    return {child.pid for child in psutil.Process().children()}
 
 
-class NbServer:
+class NbServer(McpClientProcess):
     """`nb mcp` in `folder`, with its own event log and state dir, driven over stdio.
 
     By default `nb mcp` is what an agent runs: a thin front relaying stdio to the per-user
@@ -132,34 +73,28 @@ class NbServer:
         self.folder = folder / name
         self.work = self.folder / "work"
         self.work.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.folder / "events.log"
         self.in_process = in_process
-        self.env = dict(os.environ)
-        self.env.update(
-            NB_MCP_LOG_PATH=str(self.log_path),
-            NB_MCP_STATE_DIR=str(self.folder / "state"),
+        log_path = self.folder / "events.log"
+        env = {
+            **os.environ,
+            "NB_MCP_LOG_PATH": str(log_path),
+            "NB_MCP_STATE_DIR": str(self.folder / "state"),
             # If the bench dies before `nb stop`, its daemons go soon after anyway.
-            NB_DAEMON_IDLE_SEC="60",
-            PYTHONUNBUFFERED="1",
-        )
-        self.env.update(env or {})  # e.g. a session's JUPYTER_GATEWAY_* settings
-        self._stack = ExitStack()
-        self._stack.callback(self._stop_daemon)
+            "NB_DAEMON_IDLE_SEC": "60",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),  # e.g. a session's JUPYTER_GATEWAY_* settings
+        }
         before = _children()
-        try:
-            stderr = self._stack.enter_context(open(self.folder / "server.stderr", "w"))  # noqa: SIM115
-            self.portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
-            args = ["mcp", "--in-process"] if in_process else ["mcp"]
-            params = StdioServerParameters(command=NB, args=args, cwd=str(self.work), env=self.env)
-            self.client: Client = self._stack.enter_context(
-                self.portal.wrap_async_context_manager(Client(stdio_client(params, errlog=stderr)))
-            )
-            self.pid: int = wait_until(self._server_pid, 30, "server.started in the event log")
-            spawned = sorted(_children() - before)
-            self.front_pid: int = spawned[-1] if spawned else self.pid
-        except BaseException:
-            self._stack.close()
-            raise
+        super().__init__(
+            self.work,
+            env,
+            self.folder / "server.stderr",
+            log_path,
+            args=["mcp", "--in-process"] if in_process else ["mcp"],
+            cleanup=self._stop_daemon,
+        )
+        spawned = sorted(_children() - before)
+        self.front_pid: int = spawned[-1] if spawned else self.pid
 
     def _stop_daemon(self) -> None:
         """`nb stop` for this server's state dir: the daemon outlives its fronts by design."""
@@ -167,25 +102,6 @@ class NbServer:
             subprocess.run(
                 [NB, "stop"], env=self.env, cwd=self.work, capture_output=True, timeout=120
             )
-
-    def _server_pid(self) -> int | None:
-        started = [e for e in read_events(self.log_path) if e["event"] == "server.started"]
-        return started[-1]["pid"] if started else None
-
-    # ------------------------------------------------------------ calls
-
-    def call(self, tool: str, **arguments: Any) -> Reply:
-        return self.portal.call(self._call, tool, arguments)
-
-    def start_call(self, tool: str, **arguments: Any) -> Future[Reply]:
-        return self.portal.start_task_soon(self._call, tool, arguments)
-
-    async def _call(self, tool: str, arguments: dict[str, Any]) -> Reply:
-        sent = time.monotonic()
-        result = await self.client.call_tool(tool, arguments)
-        received = time.monotonic()
-        texts = [c.text for c in result.content if getattr(c, "type", "") == "text"]
-        return Reply("\n".join(texts), bool(result.is_error), sent, received)
 
     def ok(self, tool: str, **arguments: Any) -> Reply:
         reply = self.call(tool, **arguments)
@@ -226,9 +142,6 @@ class NbServer:
         nbformat.write(document, path)
         return path
 
-    def events(self) -> list[dict[str, Any]]:
-        return [e for e in read_events(self.log_path) if e.get("pid") == self.pid]
-
     def kernel_pid(self, notebook: Path, after: int = 0) -> int | None:
         """The pid of the newest kernel that became ready for `notebook`."""
         ready = [
@@ -240,15 +153,6 @@ class NbServer:
 
     def threads(self, pid: int | None = None) -> int:
         return len(os.listdir(f"/proc/{pid or self.pid}/task"))
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> NbServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def proc_status(pid: int) -> dict[str, int]:

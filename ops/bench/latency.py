@@ -14,11 +14,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from ops.bench.common import Context, Outcome, Row, alternate, median, p95
-from ops.bench.driver import (
-    BenchError,
-    read_events,
-    wait_until,
-)
+from ops.bench.driver import BenchError, wait_until
+from ops.bench.mcp_client import read_events
 
 # ---------------------------------------------------------------- 1. trivial round trip
 
@@ -127,7 +124,7 @@ def kernel_death(ctx: Context) -> Outcome:
             raise BenchError(f"no job id in {reply.text[:300]}")
         wait_until(flag.exists, 60, "the death cell to start")
         pid = wait_until(lambda: server.kernel_pid(path, before), 10, "kernel.ready")
-        waiting = server.start_call("exec_status", job_id=job_id, block_for=30)
+        waiting, _ = server.start_call("exec_status", job_id=job_id, block_for=30)
         time.sleep(0.2)
         killed_wall, killed = time.time(), time.monotonic()
         os.kill(pid, signal.SIGKILL)

@@ -113,7 +113,7 @@ def concurrency(ctx: Context, repeat: int | None) -> Outcome:
         server.notebook(f"conc_{i}.ipynb", "pass", f"import time\ntime.sleep({nap!r})")
         for i in range(count)
     ]
-    warm = [server.start_call("exec_cell", path=p.name, index=0, block_for=30) for p in paths]
+    warm = [server.start_call("exec_cell", path=p.name, index=0, block_for=30)[0] for p in paths]
     for future in warm:
         if not future.result(timeout=120).finished:
             raise BenchError("a concurrency notebook's kernel did not start")
@@ -126,7 +126,7 @@ def concurrency(ctx: Context, repeat: int | None) -> Outcome:
     def nb_side() -> None:
         started = time.monotonic()
         futures = [
-            server.start_call("exec_cell", path=p.name, index=1, timeout=0, block_for=30)
+            server.start_call("exec_cell", path=p.name, index=1, timeout=0, block_for=30)[0]
             for p in paths
         ]
         replies = [future.result(timeout=120) for future in futures]
@@ -193,7 +193,7 @@ def footprint(ctx: Context) -> Outcome:
     threads_open = server.threads()
     for batch in range(0, count, 4):
         futures = [
-            server.start_call("exec_cell", path=p.name, index=0, block_for=30)
+            server.start_call("exec_cell", path=p.name, index=0, block_for=30)[0]
             for p in paths[batch : batch + 4]
         ]
         for future in futures:
