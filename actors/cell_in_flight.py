@@ -30,6 +30,7 @@ from nb_mcp.actors.kernel_protocol import (
 from nb_mcp.actors.kernel_watch import progress_to_job_due
 from nb_mcp.actors.log import emit
 from nb_mcp.actors.refs import NotebookRefs
+from nb_mcp.actors.run_states import CellState
 from nb_mcp.actors.writer import CellMessage
 from nb_mcp.supervisor.clock import Clock
 
@@ -314,7 +315,7 @@ class InFlight:
     def _deliver(
         self,
         execution: Execution,
-        status: str,
+        status: CellState,
         ename: str | None = None,
         evalue: str | None = None,
         detail: str = "",

@@ -14,6 +14,7 @@ import pykka
 from nb_mcp.actors.kernel_protocol import Execute
 from nb_mcp.actors.launch import KernelLaunch
 from nb_mcp.actors.outputs import last_line
+from nb_mcp.actors.run_states import CellState
 
 OUTPUT_TYPES = frozenset(
     {
@@ -124,10 +125,10 @@ class Execution:
             self.execution_count = content.get("execution_count")
 
     @property
-    def status(self) -> str:
+    def status(self) -> CellState:
         if self.timed_out_at is not None:
-            return "timeout"
-        return "error" if self.ename is not None else "ok"
+            return CellState.TIMEOUT
+        return CellState.ERROR if self.ename is not None else CellState.OK
 
     def progress_due(self, now: float, interval: float) -> str | None:
         """Which progress event is due now: "output", "heartbeat" (silent), or None."""

@@ -41,13 +41,11 @@ from nb_mcp.actors.kernel_protocol import (
 from nb_mcp.actors.log import emit
 from nb_mcp.actors.outputs import OutputBuilder
 from nb_mcp.actors.refs import NotebookRefs, NotRunning
+from nb_mcp.actors.run_states import CellState, JobState
 from nb_mcp.supervisor.clock import Clock, real_clock
 from nb_mcp.supervisor.tree import SupervisedActor, Supervision
 
 __all__ = ["SCRATCH", "CellRun", "JobActor", "JobBoard", "JobSnapshot", "JobSpec"]
-
-_JOB_ENDS = ("ok", "error", "stopped", "cancelled")
-_FINAL_STATES = ("ok", "error", "timeout", "died", "skipped", "lost", "cancelled")
 
 
 class JobActor(CancellableJob, SupervisedActor):
@@ -67,7 +65,7 @@ class JobActor(CancellableJob, SupervisedActor):
         self._done = done
         self._clock = clock or real_clock()
         self._cells = list(JobSnapshot.queued(spec).cells)
-        self._state = "queued"
+        self._state = JobState.QUEUED
         self._ahead = 0
         self._started_at: float | None = None
         self._current: int | None = None
@@ -103,7 +101,7 @@ class JobActor(CancellableJob, SupervisedActor):
         else:
             why = "the nb server stopped" if reason is None else f"nb failed: {reason!r}"
         running = self._current
-        if running is not None and self._cells[running].state == "running":
+        if running is not None and self._cells[running].state is CellState.RUNNING:
             self._writer_tell(
                 "cell_finished",
                 self._cells[running].cell_id,
@@ -113,11 +111,11 @@ class JobActor(CancellableJob, SupervisedActor):
                 True,
                 self._outputs_of(self._cells[running].cell_id),
             )
-            self._set(running, state="error", detail=why)
+            self._set(running, state=CellState.ERROR, detail=why)
             self._emit_finished(running)
         self._skip_rest(why)
         stopped = reason is None and not self.stopping_reason
-        self._finish("stopped" if stopped else "error", why)
+        self._finish(JobState.STOPPED if stopped else JobState.ERROR, why)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Turn):
@@ -149,7 +147,7 @@ class JobActor(CancellableJob, SupervisedActor):
             submitted_at=spec.submitted_at,
             cells=tuple(self._cells),
             started_at=self._started_at,
-            finished_at=self._clock.time() if self._state in _JOB_ENDS else None,
+            finished_at=self._clock.time() if self._state.ended else None,
             ahead=self._ahead,
             reason=self._reason,
             scratch_outputs=tuple(self._scratch),
@@ -168,7 +166,7 @@ class JobActor(CancellableJob, SupervisedActor):
 
     def _on_turn(self) -> None:
         waited = self._marked_queued  # a queued job reads its first cell afresh
-        self._state, self._ahead, self._started_at = "running", 0, self._clock.time()
+        self._state, self._ahead, self._started_at = JobState.RUNNING, 0, self._clock.time()
         if self._spec.resumed is not None:
             self._resume(self._spec.resumed)
             return
@@ -179,7 +177,7 @@ class JobActor(CancellableJob, SupervisedActor):
         file (its saved outputs kept, `note` saying what may be missing), and its end comes
         from the kernel like any cell's."""
         self._current = 0
-        self._set(0, state="running", started_at=resumed.started_at)
+        self._set(0, state=CellState.RUNNING, started_at=resumed.started_at)
         self._writer_tell("resume_cell", resumed.cell_id, nb.marker(resumed.note))
         self._execute(resumed.cell_id, "", resumed)
 
@@ -189,8 +187,10 @@ class JobActor(CancellableJob, SupervisedActor):
                 return
             prefetched = None
             position += 1
-        failed = any(cell.state not in ("ok", "skipped", "lost") for cell in self._cells)
-        self._finish("error" if failed else "ok")
+        failed = any(
+            cell.state is not CellState.OK and not cell.state.ran_nothing for cell in self._cells
+        )
+        self._finish(JobState.ERROR if failed else JobState.OK)
 
     def _start_cell(self, position: int, prefetched: tuple[str, int, str] | None = None) -> bool:
         """Start the cell at `position`; False if it cannot run (deleted, not code)."""
@@ -202,21 +202,23 @@ class JobActor(CancellableJob, SupervisedActor):
         else:
             found = prefetched if prefetched is not None else self._cell_source(run.cell_id)
             if found is None:
-                self._set(position, state="lost", detail="the cell was deleted before it ran")
+                self._set(
+                    position, state=CellState.LOST, detail="the cell was deleted before it ran"
+                )
                 self._emit_finished(position)
                 return False
             source, index, cell_type = found
             if cell_type != "code":
                 self._set(
                     position,
-                    state="skipped",
+                    state=CellState.SKIPPED,
                     index=index,
                     detail=f"the cell is {cell_type} now, not code",
                 )
                 self._emit_finished(position)
                 return False
         started = self._clock.time()
-        self._set(position, state="running", index=index, started_at=started)
+        self._set(position, state=CellState.RUNNING, index=index, started_at=started)
         if not self._scratch_job:
             # The cells after the first wait for it: the same write marks them Queued.
             queued = [] if self._marked_queued else list(spec.cell_ids[position + 1 :])
@@ -292,7 +294,11 @@ class JobActor(CancellableJob, SupervisedActor):
             execution_count=done.execution_count,
         )
         upcoming = None
-        if done.status == "ok" and not self._scratch_job and position + 1 < len(self._cells):
+        if (
+            done.status is CellState.OK
+            and not self._scratch_job
+            and position + 1 < len(self._cells)
+        ):
             # Read the next cell's source before telling the writer this one finished: asked
             # after, the question would wait behind the write that finish causes.
             upcoming = self._cell_source(self._cells[position + 1].cell_id)
@@ -303,53 +309,61 @@ class JobActor(CancellableJob, SupervisedActor):
                 nb.footer(done.status, finished, done.duration, done.ename),
                 done.execution_count,
                 self._spec.job_id,
-                done.status != "ok" or position + 1 == len(self._cells),
+                done.status is not CellState.OK or position + 1 == len(self._cells),
                 self._outputs_of(done.cell_id),
             )
         self._emit_finished(position)
-        if done.status == "ok":
+        if done.status is CellState.OK:
             self._run_next(position + 1, upcoming)
             return
         self._skip_rest(
             "earlier cell errored"
-            if done.status == "error"
+            if done.status is CellState.ERROR
             else {
-                "timeout": "earlier cell timed out",
-                "died": "the kernel died in an earlier cell",
+                CellState.TIMEOUT: "earlier cell timed out",
+                CellState.DIED: "the kernel died in an earlier cell",
             }.get(done.status, "earlier cell failed")
         )
-        self._finish("error", failure_reason(self._cells[position]))
+        self._finish(JobState.ERROR, failure_reason(self._cells[position]))
 
     def _skip_rest(self, why: str) -> None:
-        rest = [i for i, cell in enumerate(self._cells) if cell.state in ("queued", "running")]
+        rest = [
+            i
+            for i, cell in enumerate(self._cells)
+            if cell.state in (CellState.QUEUED, CellState.RUNNING)
+        ]
         if not rest:
             return
         if not self._scratch_job:
             self._writer_tell("mark_skipped", [self._cells[i].cell_id for i in rest], why)
         for i in rest:
-            self._set(i, state="skipped", detail=why)
+            self._set(i, state=CellState.SKIPPED, detail=why)
             self._emit_finished(i)
 
-    def _finish(self, state: str, reason: str = "") -> None:
+    def _finish(self, state: JobState, reason: str = "") -> None:
         spec = self._spec
         self._state, self._reason = state, reason
         snapshot = self.snapshot()
-        counts = {s: sum(1 for c in self._cells if c.state == s) for s in _FINAL_STATES}
-        failed = counts["error"] + counts["timeout"] + counts["died"]
+        counts = {s: sum(1 for c in self._cells if c.state is s) for s in CellState}
+        failed = sum(count for cell_state, count in counts.items() if cell_state.failed)
         took = (snapshot.finished_at or self._clock.time()) - spec.submitted_at
         emit(
             "job.finished",
             f"job {spec.job_id} on {spec.notebook.name}: {state}"
             + (f" ({reason})" if reason else "")
             + f" in {nb.format_duration(took)}",
-            level="info" if state == "ok" else "warning",
+            level="info" if state is JobState.OK else "warning",
             job_id=spec.job_id,
             notebook=str(spec.notebook),
             status=state,
             duration_sec=round(took, 3),
-            cells_ok=counts["ok"],
+            cells_ok=counts[CellState.OK],
             cells_error=failed,
-            cells_skipped=counts["skipped"] + counts["lost"] + counts["cancelled"],
+            cells_skipped=sum(
+                count
+                for cell_state, count in counts.items()
+                if cell_state.ran_nothing or cell_state is CellState.CANCELLED
+            ),
             reason=reason or None,
         )
         if self._turns is not None:

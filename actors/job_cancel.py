@@ -21,6 +21,7 @@ import pykka
 from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.execution import ABORTED
 from nb_mcp.actors.kernel_protocol import CellDone, InterruptJob
+from nb_mcp.actors.run_states import CellState, JobState
 
 QUEUED, RUNNING, FINISHED = "queued", "running", "finished"
 # An interrupt that reaches a kernel before it began the cell (sent a moment ago) is lost:
@@ -37,7 +38,7 @@ class CancellableJob:
     """What JobActor adds to be cancelled (it uses JobActor's state and helpers)."""
 
     _cancel_reason: str = ""
-    _state: str
+    _state: JobState
     _cells: list[Any]
     _spec: Any
     _refs: Any
@@ -54,16 +55,16 @@ class CancellableJob:
 
     def cancel(self, reason: str) -> str:
         """Cancel this job; say what it was doing: queued, running, or finished."""
-        if self._state == "queued":
+        if self._state is JobState.QUEUED:
             self._cancel_reason = reason
             if self._marked_queued and not self._scratch_job:
                 self._writer_tell("unmark_queued", self._spec.job_id, list(self._spec.cell_ids))
             for position in range(len(self._cells)):
-                self._set(position, state="cancelled", detail="cancelled before it ran")
+                self._set(position, state=CellState.CANCELLED, detail="cancelled before it ran")
                 self._emit_finished(position)
-            self._finish("cancelled", reason)  # gives its turn back to the queue
+            self._finish(JobState.CANCELLED, reason)  # gives its turn back to the queue
             return QUEUED
-        if self._state != "running":
+        if self._state is not JobState.RUNNING:
             return FINISHED
         if not self._cancel_reason:
             self._cancel_reason = reason
@@ -72,7 +73,7 @@ class CancellableJob:
         return RUNNING
 
     def _interrupt_own_cell(self) -> None:
-        if self._state != "running":
+        if self._state is not JobState.RUNNING:
             return
         process = self._refs.current("process")
         if process is not None:
@@ -83,11 +84,14 @@ class CancellableJob:
         """The running cell of a cancelled job ended; True if the job ends here (else the
         cell was its last and finished ok before the interrupt: the job ends as usual)."""
         last = position + 1 == len(self._cells)
-        if done.status == "ok" and last:
+        if done.status is CellState.OK and last:
             return False
-        interrupted = done.status == "error" and done.ename in ("KeyboardInterrupt", ABORTED)
+        interrupted = done.status is CellState.ERROR and done.ename in (
+            "KeyboardInterrupt",
+            ABORTED,
+        )
         finished = self._clock.time()
-        state = "cancelled" if interrupted else done.status
+        state = CellState.CANCELLED if interrupted else done.status
         self._set(
             position,
             state=state,
@@ -117,5 +121,5 @@ class CancellableJob:
             )
         self._emit_finished(position)
         self._skip_rest("job cancelled")
-        self._finish("cancelled", self._cancel_reason)
+        self._finish(JobState.CANCELLED, self._cancel_reason)
         return True

@@ -14,6 +14,7 @@ from typing import Any
 
 from nb_mcp.actors.kernel_protocol import Resumed
 from nb_mcp.actors.launch import KernelLaunch
+from nb_mcp.actors.run_states import CellState, JobState
 
 SCRATCH = "scratch"
 
@@ -57,7 +58,7 @@ class RunOutputs:
 class CellRun:
     cell_id: str
     position: int
-    state: str  # queued, running, ok, error, timeout, died, skipped, lost, cancelled
+    state: CellState
     index: int | None = None
     started_at: float | None = None
     duration: float | None = None
@@ -68,13 +69,16 @@ class CellRun:
     evalue: str | None = None
     detail: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", CellState(self.state))  # "ok" is CellState.OK
+
 
 @dataclass(frozen=True)
 class JobSnapshot:
     job_id: str
     notebook: Path
     kind: str
-    state: str  # queued, running, ok, error, stopped, cancelled
+    state: JobState
     submitted_at: float
     cells: tuple[CellRun, ...]
     started_at: float | None = None
@@ -89,22 +93,25 @@ class JobSnapshot:
     # in by the facade from the kernel's state, for exec_status and progress.
     kernel_starting: bool = False
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", JobState(self.state))
+
     @classmethod
     def queued(cls, spec: JobSpec) -> JobSnapshot:
         """A job as it is before it ran anything."""
         cells = tuple(
-            CellRun(cell_id, position, "queued")
+            CellRun(cell_id, position, CellState.QUEUED)
             for position, cell_id in enumerate(spec.cell_ids or (SCRATCH,), start=1)
         )
-        return cls(spec.job_id, spec.notebook, spec.kind, "queued", spec.submitted_at, cells)
+        return cls(spec.job_id, spec.notebook, spec.kind, JobState.QUEUED, spec.submitted_at, cells)
 
     @property
     def done(self) -> bool:
-        return self.state in ("ok", "error", "stopped", "cancelled")
+        return self.state.ended
 
     @property
     def running(self) -> CellRun | None:
-        return next((cell for cell in self.cells if cell.state == "running"), None)
+        return next((cell for cell in self.cells if cell.state is CellState.RUNNING), None)
 
 
 class JobBoard:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from nb_mcp.actors.job_data import CellRun, JobSpec
 from nb_mcp.actors.log import emit
+from nb_mcp.actors.run_states import CellState
 
 
 def cell_finished(run: CellRun, spec: JobSpec, total: int) -> None:
@@ -13,7 +14,7 @@ def cell_finished(run: CellRun, spec: JobSpec, total: int) -> None:
         f"cell {run.position}/{total} {run.state}"
         + (f": {run.ename}: {run.evalue}" if run.ename else "")
         + (f" ({run.detail})" if run.detail and not run.ename else ""),
-        level="info" if run.state in ("ok", "skipped") else "warning",
+        level="info" if run.state in (CellState.OK, CellState.SKIPPED) else "warning",
         job_id=spec.job_id,
         notebook=str(spec.notebook),
         cell_id=run.cell_id,
@@ -29,9 +30,9 @@ def failure_reason(run: CellRun) -> str:
     where = f"cell {run.position}" + (
         f" ([{run.index}] {run.cell_id})" if run.index is not None else ""
     )
-    if run.state == "timeout":
+    if run.state is CellState.TIMEOUT:
         return f"{where} timed out"
-    if run.state == "died":
+    if run.state is CellState.DIED:
         return f"the kernel died in {where}"
     if not run.ename:
         return f"{where} failed"

@@ -10,20 +10,21 @@ import signal
 from dataclasses import dataclass
 
 from nb_mcp.actors.backend import Limits
+from nb_mcp.actors.run_states import CellState
 
 
 @dataclass(frozen=True)
 class CellEnd:
     """An end nb gives the cell in flight: its status, and the error output it gets."""
 
-    status: str  # the cell's status: "died", "timeout", or "error"
+    status: CellState  # died, timeout or error
     ename: str
     evalue: str
 
     @classmethod
     def died(cls, note: str) -> CellEnd:
         return cls(
-            "died",
+            CellState.DIED,
             "NbMcpKernelDied",
             f"the kernel process died while this cell ran ({note}). Its variables are gone: "
             "the next execution starts a fresh kernel, so re-run the cells this one needs.",
@@ -32,13 +33,15 @@ class CellEnd:
     @classmethod
     def orphaned(cls) -> CellEnd:
         return cls(
-            "died", "NbMcpKernelDied", "the kernel this cell ran on is gone; its variables too"
+            CellState.DIED,
+            "NbMcpKernelDied",
+            "the kernel this cell ran on is gone; its variables too",
         )
 
     @classmethod
     def restarted(cls) -> CellEnd:
         return cls(
-            "error",
+            CellState.ERROR,
             "NbMcpKernelRestarted",
             "the kernel was restarted by restart_kernel while this cell ran",
         )
@@ -46,19 +49,21 @@ class CellEnd:
     @classmethod
     def stopped(cls) -> CellEnd:
         return cls(
-            "error",
+            CellState.ERROR,
             "NbMcpKernelStopped",
             "the kernel was shut down by shutdown_kernel while this cell ran",
         )
 
     @classmethod
     def start_failed(cls, reason: str) -> CellEnd:
-        return cls("error", "NbMcpKernelStartFailed", f"the kernel could not start: {reason}")
+        return cls(
+            CellState.ERROR, "NbMcpKernelStartFailed", f"the kernel could not start: {reason}"
+        )
 
     @classmethod
     def timed_out(cls, timeout: float) -> CellEnd:
         return cls(
-            "timeout",
+            CellState.TIMEOUT,
             "NbMcpTimeout",
             f"the cell ran past its {timeout:g}s timeout and did not stop when interrupted; "
             "the kernel was restarted",
@@ -69,7 +74,7 @@ class CellEnd:
         # It may never have reached the kernel, or may have: sending it again could run the
         # cell twice, and a cell never runs twice.
         return cls(
-            "error",
+            CellState.ERROR,
             "NbMcpRequestLost",
             "the connection to the gateway dropped while this cell was being sent; it may not "
             "have run, so nb did not send it again: run it again if it should run",
@@ -78,7 +83,7 @@ class CellEnd:
     @classmethod
     def gateway_lost(cls, url: str, unreachable: float, error: str) -> CellEnd:
         return cls(
-            "error",
+            CellState.ERROR,
             "NbMcpGatewayLost",
             f"the Jupyter gateway at {url} could not be reached for {unreachable:.0f}s "
             f"({error}); the kernel there may still be running with its variables: the next "

@@ -19,6 +19,7 @@ from typing import Any
 
 import pykka
 from nb_mcp.actors.launch import KernelLaunch
+from nb_mcp.actors.run_states import CellState
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,15 @@ class CellDone:
     """Session -> job: the cell finished (status ok, error, timeout, died)."""
 
     cell_id: str
-    status: str
+    status: CellState
     execution_count: int | None
     duration: float
     ename: str | None = None
     evalue: str | None = None
     detail: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", CellState(self.status))
 
 
 @dataclass(frozen=True)

@@ -9,21 +9,23 @@ from nb_mcp.mcp_front.replies import Content, clip, render_outputs, text, with_n
 from nb_mcp.supervisor.results import (
     CellOutputs,
     CellRun,
+    CellState,
     JobSnapshot,
+    JobState,
     ServerStatus,
     format_duration,
 )
 
 _ICONS = {
-    "ok": "✓",
-    "error": "✗",
-    "timeout": "⏱",
-    "died": "✗",
-    "skipped": "⊘",
-    "cancelled": "⊘",
-    "lost": "⊘",
-    "queued": "⏳",
-    "running": "▶",
+    CellState.OK: "✓",
+    CellState.ERROR: "✗",
+    CellState.TIMEOUT: "⏱",
+    CellState.DIED: "✗",
+    CellState.SKIPPED: "⊘",
+    CellState.CANCELLED: "⊘",
+    CellState.LOST: "⊘",
+    CellState.QUEUED: "⏳",
+    CellState.RUNNING: "▶",
 }
 
 
@@ -49,7 +51,9 @@ def finished(
     blocks = [header]
     images: list[Content] = []
     by_id = {out.cell_id: out for out in outputs or []}
-    with_output = [c for c in snapshot.cells if c.state not in ("skipped", "lost", "queued")]
+    with_output = [
+        c for c in snapshot.cells if not c.state.ran_nothing and c.state is not CellState.QUEUED
+    ]
     budget = max(1000, max_chars // max(1, len(with_output)))
     for cell in snapshot.cells:
         blocks.append(_cell_header(cell, len(snapshot.cells), by_id.get(cell.cell_id)))
@@ -71,15 +75,15 @@ def _cell_header(cell: CellRun, total: int, out: CellOutputs | None) -> str:
     index = out.index if out is not None else cell.index
     if cell.cell_id != "scratch":
         where += f" · [{index}] {cell.cell_id}" if index is not None else f" · {cell.cell_id}"
-    parts = [f"── {where}", f"{_ICONS.get(cell.state, '?')} {cell.state}"]
-    if cell.duration is not None and cell.state not in ("skipped", "lost"):
+    parts = [f"── {where}", f"{_ICONS[cell.state]} {cell.state}"]
+    if cell.duration is not None and not cell.state.ran_nothing:
         parts.append(format_duration(cell.duration))
     count = out.execution_count if out is not None else cell.execution_count
     if count is not None:
         parts.append(f"[{count}]")
     if cell.detail:
         parts.append(f"({cell.detail})")
-    if out is not None and out.index is None and cell.state not in ("skipped", "lost"):
+    if out is not None and out.index is None and not cell.state.ran_nothing:
         parts.append("(deleted from the file while it ran; outputs shown here only)")
     return " · ".join(parts)
 
@@ -102,9 +106,11 @@ STARTING = (
 
 
 def describe_progress(snapshot: JobSnapshot) -> str:
-    done = sum(1 for cell in snapshot.cells if cell.state not in ("queued", "running"))
+    done = sum(
+        1 for cell in snapshot.cells if cell.state not in (CellState.QUEUED, CellState.RUNNING)
+    )
     total = len(snapshot.cells)
-    if snapshot.state == "queued":
+    if snapshot.state is JobState.QUEUED:
         return f"queued behind {snapshot.ahead} job{'s' if snapshot.ahead != 1 else ''}"
     if snapshot.kernel_starting:
         return f"{done}/{total} done; {STARTING}"
@@ -119,7 +125,7 @@ def describe_progress(snapshot: JobSnapshot) -> str:
 
 
 def pending(snapshot: JobSnapshot, waited: float, clamp_note: str, notes: list[str]) -> str:
-    state = "queued" if snapshot.state == "queued" else "running"
+    state = "queued" if snapshot.state is JobState.QUEUED else "running"
     lines = [
         f"Job {snapshot.job_id} on {snapshot.notebook.name} is {state} after "
         f"{format_duration(waited)}: {describe_progress(snapshot)}.",
@@ -137,17 +143,17 @@ def pending(snapshot: JobSnapshot, waited: float, clamp_note: str, notes: list[s
 def table(snapshot: JobSnapshot) -> str:
     now = time.time()
     lines = [f"Job {snapshot.job_id} on {snapshot.notebook} · {snapshot.kind} · {snapshot.state}"]
-    if snapshot.state == "queued":
+    if snapshot.state is JobState.QUEUED:
         lines.append(f"queued behind {snapshot.ahead} job(s)")
     if snapshot.kernel_starting:
         lines.append(STARTING)
     for cell in snapshot.cells:
-        row = f"{_ICONS.get(cell.state, '?')} {cell.position:>3}  {cell.cell_id}  {cell.state}"
+        row = f"{_ICONS[cell.state]} {cell.position:>3}  {cell.cell_id}  {cell.state}"
         if cell.index is not None:
             row += f"  index {cell.index}"
-        if cell.state != "running" and cell.duration is not None:
+        if cell.state is not CellState.RUNNING and cell.duration is not None:
             row += f"  {format_duration(cell.duration)}"
-        row += "  " + timing(cell, now, tail=False) if cell.state == "running" else ""
+        row += "  " + timing(cell, now, tail=False) if cell.state is CellState.RUNNING else ""
         if cell.ename:
             row += f"  {cell.ename}: {(cell.evalue or '')[:80]}"
         elif cell.detail:

@@ -36,6 +36,7 @@ from nb_mcp.mcp_front import job_replies
 from nb_mcp.mcp_front.replies import text
 from nb_mcp.supervisor.facade import Facade, NbError
 from nb_mcp.supervisor.paths import within
+from nb_mcp.supervisor.results import CellState
 from nb_mcp.supervisor.session import Session
 from nb_mcp.supervisor.task_registry import CANCELLED, COMPLETED, FAILED, WORKING, Render, Task
 from pydantic import Field
@@ -226,7 +227,7 @@ def _ended_message(task: Task) -> str:
         return task.failure
     if snapshot is None:
         return "finished"
-    done = sum(1 for cell in snapshot.cells if cell.state == "ok")
+    done = sum(1 for cell in snapshot.cells if cell.state is CellState.OK)
     return f"job {snapshot.job_id} {snapshot.state}: {done}/{len(snapshot.cells)} cells ok" + (
         f"; {snapshot.reason}" if snapshot.reason else ""
     )

@@ -26,7 +26,7 @@ from nb_mcp.supervisor import session as sessions
 from nb_mcp.supervisor.config import Config, daemon_log_path
 from nb_mcp.supervisor.facade import Facade, KernelNotFound, NbError, Submitted
 from nb_mcp.supervisor.paths import PathError, Scope, notebook_path
-from nb_mcp.supervisor.results import JobSnapshot, format_duration
+from nb_mcp.supervisor.results import CellState, JobSnapshot, JobState, format_duration
 
 _REFRESH_SEC = 0.25
 # A cell that ignores the interrupt this long (a C extension that never checks for signals)
@@ -169,11 +169,14 @@ class _Progress:
     def show(self, snapshot: JobSnapshot) -> None:
         total = len(snapshot.cells)
         for cell in snapshot.cells:
-            if cell.state in ("queued", "running") or cell.cell_id in self._reported:
+            if (
+                cell.state in (CellState.QUEUED, CellState.RUNNING)
+                or cell.cell_id in self._reported
+            ):
                 continue
             self._reported.add(cell.cell_id)
             self._clear()
-            icon = {"ok": "✓", "skipped": "⊘", "lost": "⊘"}.get(cell.state, "✗")
+            icon = "✓" if cell.state is CellState.OK else "⊘" if cell.state.ran_nothing else "✗"
             took = f" {format_duration(cell.duration)}" if cell.duration is not None else ""
             index = cell.index if cell.index is not None else self._indexes.get(cell.cell_id)
             where = f"cell {index} {cell.cell_id}" if index is not None else f"cell {cell.cell_id}"
@@ -212,4 +215,4 @@ class _Progress:
             + f"\noutputs written to {snapshot.notebook}\n"
         )
         self._out.flush()
-        return 0 if snapshot.state == "ok" else 1
+        return 0 if snapshot.state is JobState.OK else 1

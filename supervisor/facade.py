@@ -36,6 +36,7 @@ from nb_mcp.supervisor.results import (
     Edited,
     JobSnapshot,
     KernelNotFound,
+    KernelState,
     KernelStatus,
     Listing,
     NbError,
@@ -233,7 +234,8 @@ class Facade:
         """Whether any job is unfinished or any kernel is running or starting a cell."""
         if self._jobs.unfinished():
             return True
-        return any(k.info.state in ("busy", "starting") for k in self._kernels.running())
+        busy = (KernelState.BUSY, KernelState.STARTING)
+        return any(k.info.state in busy for k in self._kernels.running())
 
     # ------------------------------------------------------------ kernels
 

@@ -9,15 +9,17 @@ from dataclasses import replace
 
 import pykka
 from nb_mcp.actors.job import JobSnapshot
+from nb_mcp.actors.kernel_protocol import KernelState
 from nb_mcp.actors.refs import NotebookRefs, NotRunning
+from nb_mcp.actors.run_states import JobState
 
 _ASK_SEC = 5.0
 
 
 def noted(refs: NotebookRefs, snapshot: JobSnapshot) -> JobSnapshot:
     """`snapshot`, marked `kernel_starting` if it runs and its kernel has not started yet."""
-    if snapshot.state == "running":
+    if snapshot.state is JobState.RUNNING:
         with contextlib.suppress(NotRunning, pykka.ActorDeadError, pykka.Timeout):
-            if refs.kernel().info().get(timeout=_ASK_SEC).state == "starting":
+            if refs.kernel().info().get(timeout=_ASK_SEC).state is KernelState.STARTING:
                 return replace(snapshot, kernel_starting=True)
     return snapshot

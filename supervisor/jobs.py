@@ -22,6 +22,7 @@ from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.job import JobActor, JobBoard, JobSnapshot, JobSpec
 from nb_mcp.actors.log import emit
 from nb_mcp.actors.refs import NotRunning
+from nb_mcp.actors.run_states import CellState, JobState
 from nb_mcp.actors.writer import CellOutputs
 from nb_mcp.supervisor import job_kernel, kernels, statedir
 from nb_mcp.supervisor.editing import Editing
@@ -243,16 +244,16 @@ def _not_started(spec: JobSpec, entry: JobEntry, error: BaseException) -> None:
     """A job whose actor could not start ends in error, so no one waits for it forever."""
     reason = f"could not start the job: {error}"
     queued = JobSnapshot.queued(spec)
-    cells = tuple(replace(cell, state="skipped", detail=reason) for cell in queued.cells)
+    cells = tuple(replace(cell, state=CellState.SKIPPED, detail=reason) for cell in queued.cells)
     now = time.time()
-    ended = replace(queued, state="error", cells=cells, finished_at=now, reason=reason)
+    ended = replace(queued, state=JobState.ERROR, cells=cells, finished_at=now, reason=reason)
     emit(
         "job.finished",
         f"job {spec.job_id} on {spec.notebook.name}: error ({reason})",
         level="warning",
         job_id=spec.job_id,
         notebook=str(spec.notebook),
-        status="error",
+        status=JobState.ERROR,
         duration_sec=round(now - spec.submitted_at, 3),
         cells_ok=0,
         cells_error=0,

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nb_mcp.actors.job_data import CellRun, JobSnapshot
-from nb_mcp.actors.kernel_protocol import KernelInfo
+from nb_mcp.actors.kernel_protocol import KernelInfo, KernelState
 from nb_mcp.actors.notebook import MARKER_PREFIX, format_duration, is_marker, without_markers
+from nb_mcp.actors.run_states import CellState, JobState
 from nb_mcp.actors.writer import CellOutputs
 from nb_mcp.supervisor import views
 
@@ -22,10 +23,13 @@ __all__ = [
     "CellOutputs",
     "CellRead",
     "CellRun",
+    "CellState",
     "Edited",
     "JobSnapshot",
+    "JobState",
     "KernelInfo",
     "KernelNotFound",
+    "KernelState",
     "KernelStatus",
     "Listing",
     "NbError",

@@ -25,6 +25,7 @@ from typing import Any
 
 from nb_mcp.actors.job_data import JobSnapshot
 from nb_mcp.actors.log import emit
+from nb_mcp.actors.run_states import JobState
 
 WORKING, COMPLETED, FAILED, CANCELLED = "working", "completed", "failed", "cancelled"
 Render = Callable[[JobSnapshot], dict[str, Any]]
@@ -115,7 +116,7 @@ class TaskRegistry:
     def _finish(self, task: Task, render: Render) -> None:
         snapshot = task.done.result()
         task.final = snapshot
-        if snapshot.state == "cancelled":
+        if snapshot.state is JobState.CANCELLED:
             task.ended_at = self._clock()
             task.outcome = CANCELLED
             emit(
