@@ -26,7 +26,7 @@ import pykka
 from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.job_cancel import CancellableJob, InterruptAgain
 from nb_mcp.actors.job_data import SCRATCH, CellRun, JobBoard, JobSnapshot, JobSpec, RunOutputs
-from nb_mcp.actors.job_ends import cell_finished, failure_reason
+from nb_mcp.actors.job_ends import cell_finished, failure_reason, job_finished
 from nb_mcp.actors.kernel_protocol import (
     CellDone,
     CellProgress,
@@ -344,28 +344,8 @@ class JobActor(CancellableJob, SupervisedActor):
         spec = self._spec
         self._state, self._reason = state, reason
         snapshot = self.snapshot()
-        counts = {s: sum(1 for c in self._cells if c.state is s) for s in CellState}
-        failed = sum(count for cell_state, count in counts.items() if cell_state.failed)
         took = (snapshot.finished_at or self._clock.time()) - spec.submitted_at
-        emit(
-            "job.finished",
-            f"job {spec.job_id} on {spec.notebook.name}: {state}"
-            + (f" ({reason})" if reason else "")
-            + f" in {nb.format_duration(took)}",
-            level="info" if state is JobState.OK else "warning",
-            job_id=spec.job_id,
-            notebook=str(spec.notebook),
-            status=state,
-            duration_sec=round(took, 3),
-            cells_ok=counts[CellState.OK],
-            cells_error=failed,
-            cells_skipped=sum(
-                count
-                for cell_state, count in counts.items()
-                if cell_state.ran_nothing or cell_state is CellState.CANCELLED
-            ),
-            reason=reason or None,
-        )
+        job_finished(snapshot, took)
         if self._turns is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 self._turns.tell(Release(spec.job_id))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pykka
+from nb_mcp.actors import job_ends
 from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.job import JobActor, JobBoard, JobSnapshot, JobSpec
 from nb_mcp.actors.log import emit
@@ -247,19 +248,7 @@ def _not_started(spec: JobSpec, entry: JobEntry, error: BaseException) -> None:
     cells = tuple(replace(cell, state=CellState.SKIPPED, detail=reason) for cell in queued.cells)
     now = time.time()
     ended = replace(queued, state=JobState.ERROR, cells=cells, finished_at=now, reason=reason)
-    emit(
-        "job.finished",
-        f"job {spec.job_id} on {spec.notebook.name}: error ({reason})",
-        level="warning",
-        job_id=spec.job_id,
-        notebook=str(spec.notebook),
-        status=JobState.ERROR,
-        duration_sec=round(now - spec.submitted_at, 3),
-        cells_ok=0,
-        cells_error=0,
-        cells_skipped=len(cells),
-        reason=reason,
-    )
+    job_ends.job_finished(ended, now - spec.submitted_at)
     entry.board.put(ended)
     if not entry.future.done():
         entry.future.set_result(ended)
