@@ -111,7 +111,7 @@ def describe_progress(snapshot: JobSnapshot) -> str:
     )
     total = len(snapshot.cells)
     if snapshot.state is JobState.QUEUED:
-        return f"queued behind {snapshot.ahead} job{'s' if snapshot.ahead != 1 else ''}"
+        return _queued(snapshot.ahead)
     if snapshot.kernel_starting:
         return f"{done}/{total} done; {STARTING}"
     running = snapshot.running
@@ -122,6 +122,12 @@ def describe_progress(snapshot: JobSnapshot) -> str:
     return f"{done}/{total} done; cell {running.position}/{total}{where}" + (
         f" {details}" if details else ""
     )
+
+
+def _queued(ahead: int) -> str:
+    if ahead == 0:  # submitted a moment ago: its place in the kernel's queue is not known yet
+        return "waiting for its turn on the kernel"
+    return f"queued behind {ahead} job{'s' if ahead != 1 else ''}"
 
 
 def pending(snapshot: JobSnapshot, waited: float, clamp_note: str, notes: list[str]) -> str:
@@ -144,7 +150,7 @@ def table(snapshot: JobSnapshot) -> str:
     now = time.time()
     lines = [f"Job {snapshot.job_id} on {snapshot.notebook} · {snapshot.kind} · {snapshot.state}"]
     if snapshot.state is JobState.QUEUED:
-        lines.append(f"queued behind {snapshot.ahead} job(s)")
+        lines.append(_queued(snapshot.ahead))
     if snapshot.kernel_starting:
         lines.append(STARTING)
     for cell in snapshot.cells:
