@@ -92,6 +92,9 @@ class JobSnapshot:
     # Its turn came and its kernel is still starting (a gateway's may take minutes): filled
     # in by the facade from the kernel's state, for exec_status and progress.
     kernel_starting: bool = False
+    # An old job's own outputs were let go (see supervisor/jobs.py): a reply about it shows
+    # what the notebook holds now, and says so.
+    outputs_released: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", JobState(self.state))

@@ -7,6 +7,7 @@ import time
 
 from nb_mcp.mcp_front.replies import Content, clip, render_outputs, text, with_notices
 from nb_mcp.supervisor.results import (
+    OUTPUTS_KEPT,
     CellOutputs,
     CellRun,
     CellState,
@@ -48,6 +49,16 @@ def finished(
     )
     if snapshot.reason:
         header += f"\n{snapshot.reason}"
+    if snapshot.outputs_released:
+        header += "\n" + (
+            "This job ended long ago: its own outputs are no longer kept (nb keeps those of "
+            f"the last {OUTPUTS_KEPT} finished jobs), so "
+            + (
+                "there are none to show."
+                if snapshot.kind == "run_scratch"
+                else "the cells show what the notebook holds now."
+            )
+        )
     blocks = [header]
     images: list[Content] = []
     by_id = {out.cell_id: out for out in outputs or []}

@@ -31,7 +31,7 @@ from nb_mcp.supervisor.kernel_calls import KernelCalls
 from nb_mcp.supervisor.notebook_tree import TakenOver
 from nb_mcp.supervisor.opened import ASK_TIMEOUT, NotebookHandle, OpenNotebooks, ask
 from nb_mcp.supervisor.paths import Scope, within
-from nb_mcp.supervisor.results import NbError, Submitted
+from nb_mcp.supervisor.results import OUTPUTS_KEPT, NbError, Submitted
 from nb_mcp.supervisor.tree import ChildSpec, Restart, StartChild
 
 _KEPT = 500  # jobs remembered for exec_status and status, oldest forgotten first
@@ -169,6 +169,26 @@ class Jobs:
             self._entries[job_id] = entry
             while len(self._entries) > _KEPT:
                 self._entries.popitem(last=False)
+            self._release_old_outputs()
+
+    def _release_old_outputs(self) -> None:
+        """Let go of the outputs of the finished jobs past the newest OUTPUTS_KEPT (lock held).
+        The entry gets a new future holding the slimmed snapshot: the old one, and the
+        board's copy, were the last references to those outputs."""
+        if len(self._entries) <= OUTPUTS_KEPT:
+            return
+        finished = [
+            (job_id, entry) for job_id, entry in self._entries.items() if entry.future.done()
+        ]
+        for job_id, entry in finished[: max(0, len(finished) - OUTPUTS_KEPT)]:
+            snapshot = entry.future.result()
+            if snapshot.outputs_released:
+                continue
+            released = replace(snapshot, outputs={}, scratch_outputs=(), outputs_released=True)
+            done: Future[JobSnapshot] = Future()
+            done.set_result(released)
+            self._entries[job_id] = JobEntry(entry.notebook, done, entry.board)
+            entry.board.put(released)
 
     def entry(self, job_id: str, scope: Scope | None = None) -> JobEntry:
         """The job's entry; with `scope`, only a job on a notebook under its roots (any other

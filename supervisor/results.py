@@ -20,6 +20,7 @@ from nb_mcp.supervisor import views
 
 __all__ = [
     "MARKER_PREFIX",
+    "OUTPUTS_KEPT",
     "CellOutputs",
     "CellRead",
     "CellRun",
@@ -39,6 +40,12 @@ __all__ = [
     "is_marker",
     "without_markers",
 ]
+
+
+# Finished jobs that keep their own outputs for a later exec_status, newest first; an older
+# one's reply shows what the notebook holds now (a day of plotting cells would otherwise hold
+# hundreds of MB in the daemon).
+OUTPUTS_KEPT = 50
 
 
 class NbError(Exception):

@@ -6,6 +6,7 @@ import re
 
 import nbformat
 import psutil
+from nb_mcp.supervisor.results import OUTPUTS_KEPT
 
 from tests.helpers import (
     McpServer,
@@ -468,3 +469,26 @@ def test_a_job_over_many_cells_answers_each_cell_with_its_own_runs_outputs(share
     assert f"Job {first_id}" in reply.text and ": ok" in reply.text, reply.text
     assert "run 1 of the first cell" in reply.text and "run 2" not in reply.text, reply.text
     assert "cell 1\n" in reply.text and "cell 69" in reply.text
+
+
+def test_an_old_jobs_own_outputs_are_let_go_and_its_reply_shows_the_notebook_and_says_so(
+    shared_server,
+):
+    notebook(shared_server, "kept.ipynb", "runs = globals().get('runs', 0) + 1\nprint('run', runs)")
+    first = shared_server.call("exec_cell", path="kept.ipynb", index=0, block_for=30)
+    second = shared_server.call("exec_cell", path="kept.ipynb", index=0, block_for=30)
+    first_id, second_id = first.job_id, second.job_id
+    assert first_id and second_id and "run 2" in second.text
+    again = shared_server.call("exec_status", job_id=first_id)
+    assert "run 1" in again.text and "no longer kept" not in again.text  # its own run's
+    # Let go when a job is submitted: by the last one, OUTPUTS_KEPT finished jobs are newer
+    # than the first, and the second is among the newest OUTPUTS_KEPT.
+    for number in range(OUTPUTS_KEPT):
+        scratch = shared_server.call("run_scratch", path="kept.ipynb", code=f"print({number})")
+        assert not scratch.is_error and scratch.finished, scratch.text
+    old = shared_server.call("exec_status", job_id=first_id)
+    assert not old.is_error, old.text
+    assert "its own outputs are no longer kept" in old.text
+    assert "run 2" in old.text and "run 1" not in old.text  # what the notebook holds now
+    kept = shared_server.call("exec_status", job_id=second_id)
+    assert "run 2" in kept.text and "no longer kept" not in kept.text
