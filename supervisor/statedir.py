@@ -63,10 +63,14 @@ def ensure(state_dir: Path) -> Path:
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
+    """Replace the record at `path` whole: a reader sees the old one or the new one, and after
+    a power cut never an empty file (fsync before the rename, as the notebook writer does)."""
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(record, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
