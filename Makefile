@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
 	touch $(STAMP)
 
+# Two workers: most of the suite's time is spent waiting on kernels, so two halve it on two
+# cores. Every test has its own state dir, daemon and files; `pytest` alone runs them serially.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 demo: install
 	$(BIN)/nb run examples/demo.ipynb
