@@ -100,6 +100,7 @@ class Tree:
             self.path, self.refs, config, kernel, clock=self.clock, backends=self.kernels
         )
         self.subtree = self.root.proxy().start_child(spec).get()
+        self.job_ids: list[str] = []  # of the jobs run() started, in order
 
     def run(
         self,
@@ -129,7 +130,15 @@ class Tree:
             restart=Restart.TEMPORARY,
         )
         self.subtree.proxy().start_child(child).get(timeout=5)
+        self.job_ids.append(job_id)
         return done
+
+    def cancel(self, number: int, reason: str) -> str:
+        """Cancel the `number`-th job run() started, as the cancel_job tool does; what it was
+        doing (queued, running, finished)."""
+        job = self.subtree.proxy().which_child(f"job:{self.job_ids[number - 1]}").get(timeout=5)
+        assert job is not None, "the job has ended already"
+        return job.proxy().cancel(reason).get(timeout=5)
 
     def settle(self) -> None:
         """Wait until the queue, the session, the process and then the log have handled all
