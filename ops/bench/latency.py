@@ -55,7 +55,8 @@ def round_trip(ctx: Context) -> Outcome:
     med_nb, med_raw = median(nb_ms), median(raw_ms)
     p95_nb, p95_raw = p95(nb_ms), p95(raw_ms)
     out.rows = [
-        Row("median", "ms", med_nb, med_raw, "≤ baseline + 5 ms", med_nb <= med_raw + 5),
+        # The target of issue 14: at most twice raw jupyter_client, in the same run.
+        Row("median", "ms", med_nb, med_raw, "≤ 2× baseline", med_nb <= 2 * med_raw),
         Row("p95", "ms", p95_nb, p95_raw, "≤ baseline + 10 ms", p95_nb <= p95_raw + 10),
     ]
     out.raw = {
