@@ -137,14 +137,19 @@ class InFlight:
     # ------------------------------------------------------------ routing
 
     def iopub(self, msg_type: str, parent: str | None, content: dict[str, Any]) -> None:
-        """Route one iopub message (the idle of the cell in flight ends it)."""
+        """Route one iopub message (the idle of the cell in flight ends it, once the shell's
+        reply is in too)."""
         execution = self.execution
         ours = execution is not None and parent is not None and parent == execution.msg_id
         if ours:
             assert execution is not None
             execution.last_iopub = self._clock.monotonic()
-            if msg_type == "status":
-                if content.get("execution_state") == "idle":
+            if msg_type == "status" and content.get("execution_state") == "idle":
+                if execution.replied_at is None and not execution.across_rebuild:
+                    # ipykernel answers on the shell before it goes idle: the reply is on
+                    # its way, or not coming (Execution.reply_lost, checked at each tick).
+                    execution.idle_at = self._clock.monotonic()
+                else:
                     self.finish()
             elif msg_type in OUTPUT_TYPES:
                 self._route(execution, msg_type, content)
@@ -163,6 +168,8 @@ class InFlight:
         execution = self.execution
         if execution is not None and parent == execution.msg_id:
             execution.replied(content, self._clock.monotonic())
+            if execution.idle_at is not None:
+                self.finish()  # its idle came first
 
     def _route(self, execution: Execution, msg_type: str, content: dict[str, Any]) -> None:
         visible = execution.saw(msg_type, content, self._clock.monotonic())

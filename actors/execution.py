@@ -29,7 +29,9 @@ OUTPUT_TYPES = frozenset(
 )
 _VISIBLE = ("stream", "display_data", "execute_result", "error")
 ABORTED = "NbMcpAborted"  # the ename of a cell whose execute_reply said "aborted"
+NO_REPLY = "NbMcpNoReply"  # the ename of a cell the kernel went idle on without a reply
 IDLE_GRACE = 1.0  # after execute_reply, how long the idle on iopub may lag behind
+REPLY_GRACE = 1.0  # after the idle, how long the execute_reply may lag behind
 RECORD_AFTER = 1.0  # only a cell running this long is noted in the kernel's record
 
 
@@ -58,6 +60,9 @@ class Execution:
     across_rebuild: bool = False  # its channels were rebuilt while it ran
     probe_answered_at: float | None = None
     replied_at: float | None = None  # when the shell's execute_reply came
+    # When iopub's idle came while no execute_reply had: ipykernel replies before it goes
+    # idle, so the reply is on its way, or is not coming at all (see reply_lost).
+    idle_at: float | None = None
     last_iopub: float = 0.0  # when iopub last delivered a message of this execution
     recorded: bool = False  # noted in the kernel's record, for a daemon that takes over
     # The job's session: how to start a kernel for it, and how often it wants progress events.
@@ -145,6 +150,16 @@ class Execution:
         if self.replied_at is None:
             return False
         return now - max(self.replied_at, self.last_iopub) > IDLE_GRACE
+
+    def reply_lost(self, now: float) -> bool:
+        """iopub said idle and the shell never answered: ipykernel caught an interrupt that
+        landed between the cell's execute_input and its code (it logs "KeyboardInterrupt
+        caught in kernel" and sends no reply), so the code most likely never ran."""
+        return (
+            self.idle_at is not None
+            and self.replied_at is None
+            and now - self.idle_at > REPLY_GRACE
+        )
 
     def over_after_rebuild(self, now: float) -> bool:
         """After channels were rebuilt mid-cell, the probe on the new shell is answered only

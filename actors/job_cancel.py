@@ -19,7 +19,7 @@ from typing import Any
 
 import pykka
 from nb_mcp.actors import notebook as nb
-from nb_mcp.actors.execution import ABORTED
+from nb_mcp.actors.execution import ABORTED, NO_REPLY
 from nb_mcp.actors.kernel_protocol import CellDone, InterruptJob
 from nb_mcp.actors.run_states import CellState, JobState
 
@@ -27,6 +27,7 @@ QUEUED, RUNNING, FINISHED = "queued", "running", "finished"
 # An interrupt that reaches a kernel before it began the cell (sent a moment ago) is lost:
 # until the cell ends, the job asks again this often.
 INTERRUPT_AGAIN_SEC = 2.0
+_INTERRUPTED = ("KeyboardInterrupt", ABORTED, NO_REPLY)
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,9 @@ class CancellableJob:
         last = position + 1 == len(self._cells)
         if done.status is CellState.OK and last:
             return False
-        interrupted = done.status is CellState.ERROR and done.ename in (
-            "KeyboardInterrupt",
-            ABORTED,
-        )
+        # Interrupted: KeyboardInterrupt in the cell, or before it began (aborted, or the
+        # kernel went idle without a reply).
+        interrupted = done.status is CellState.ERROR and done.ename in _INTERRUPTED
         finished = self._clock.time()
         state = CellState.CANCELLED if interrupted else done.status
         self._set(

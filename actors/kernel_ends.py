@@ -10,6 +10,7 @@ import signal
 from dataclasses import dataclass
 
 from nb_mcp.actors.backend import Limits
+from nb_mcp.actors.execution import NO_REPLY
 from nb_mcp.actors.run_states import CellState
 
 
@@ -58,6 +59,16 @@ class CellEnd:
     def start_failed(cls, reason: str) -> CellEnd:
         return cls(
             CellState.ERROR, "NbMcpKernelStartFailed", f"the kernel could not start: {reason}"
+        )
+
+    @classmethod
+    def unanswered(cls) -> CellEnd:
+        return cls(
+            CellState.ERROR,
+            NO_REPLY,
+            "the kernel went idle without answering for this cell, so its code most likely "
+            "never ran (an interrupt that reaches the kernel just as a cell begins is caught "
+            "by the kernel itself); run it again if it should have",
         )
 
     @classmethod

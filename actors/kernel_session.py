@@ -342,6 +342,8 @@ class KernelSession(RemoteChannels, SupervisedActor):
             self._cell.progress_to_job()
         elif found is Due.IDLE_LOST:
             self._cell.idle_lost()
+        elif found is Due.REPLY_LOST:
+            self._cell.end(CellEnd.unanswered())
 
     def _cell_ended(self, execution: Execution) -> None:
         """Whatever ended it: the kernel's record forgets it, and the kernel is idle."""

@@ -26,6 +26,7 @@ class Due(Enum):
     HEARTBEAT_EVENT = auto()  # a cell.heartbeat event (it has been silent)
     OVER_AFTER_REBUILD = auto()  # channels rebuilt mid-cell and it ended meanwhile
     IDLE_LOST = auto()  # the shell said done and the idle on iopub never came
+    REPLY_LOST = auto()  # iopub said idle and the shell's reply never came
     PROGRESS_TO_JOB = auto()  # output the throttle held back from the job: send it now
 
 
@@ -51,6 +52,8 @@ def due(execution: Execution, now: float, progress_interval: float) -> list[Due]
         found.append(Due.OVER_AFTER_REBUILD)
     elif execution.idle_lost(now):
         found.append(Due.IDLE_LOST)
+    elif execution.reply_lost(now):
+        found.append(Due.REPLY_LOST)
     return found
 
 

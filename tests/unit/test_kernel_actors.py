@@ -134,6 +134,7 @@ def test_a_cell_that_stops_when_interrupted_after_its_timeout_keeps_the_kernel(t
     t.events.wait("kernel.interrupted")
     error = {"ename": "KeyboardInterrupt", "evalue": "", "traceback": []}
     pump.reply("iopub", "error", error, msg_id)
+    pump.reply("shell", "execute_reply", {"status": "error", **error}, msg_id)
     pump.reply("iopub", "status", {"execution_state": "idle"}, msg_id)
 
     snapshot = done.result(timeout=5)
@@ -251,6 +252,7 @@ def test_a_heartbeat_that_stops_makes_the_kernel_unresponsive_until_it_beats_aga
     assert "stopped answering" in t.cell_text(0)
 
     pump.tell(Heartbeat(True, 0.0))
+    pump.reply("shell", "execute_reply", {"status": "ok", "execution_count": 1}, msg_id)
     pump.reply("iopub", "status", {"execution_state": "idle"}, msg_id)
     assert done.result(timeout=5).state == "ok"
     assert t.kernel_info().state is KernelState.IDLE
