@@ -34,6 +34,25 @@ from tests.unit.kernel_double import ScriptedKernels
 LAUNCH = KernelLaunch(choice=KernelChoice(kernelspec="python3", rule="a test's"), start_timeout=2.0)
 
 
+def hang(pump: Any, msg_id: str, _code: str) -> None:
+    """A kernel's answer to a cell: it begins, prints a line, and keeps running."""
+    pump.start_running(msg_id, "step 1\n")
+
+
+def running(tree: Callable[..., Tree], *sources: str, **kwargs: Any) -> tuple[Any, ...]:
+    """A tree (from the `tree` fixture) whose first job's first cell is running on a kernel
+    that keeps it running: (tree, the job's future, the kernel, its pump, the cell's msg_id).
+    Kernels started later run their cells to the end at once."""
+    t = tree(*sources, **kwargs)
+    t.kernels.prepare = lambda kernel: setattr(kernel, "on_execute", hang)
+    done = t.run()
+    kernel = t.kernels.kernel(1)
+    pump, msg_id, _ = kernel.wait_for_run()
+    t.settle()
+    t.kernels.prepare = lambda kernel: None
+    return t, done, kernel, pump, msg_id
+
+
 class Events:
     """The events the log writes, as its subscriber sees them."""
 

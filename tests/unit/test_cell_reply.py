@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.kernel_tree import running
+
 pytestmark = pytest.mark.timeout(20)
-
-
-def hang(pump, msg_id, _code) -> None:
-    pump.start_running(msg_id, "step 1\n")
 
 
 def begun_then_idle(pump, msg_id, _code) -> None:
@@ -57,12 +55,7 @@ def test_an_idle_that_overtakes_its_reply_waits_for_it_and_the_reply_decides(tre
 
 
 def test_a_cancelled_cell_the_kernel_goes_idle_on_without_a_reply_is_cancelled(tree):
-    t = tree("import time; time.sleep(600)", "print('never')")
-    t.kernels.prepare = lambda kernel: setattr(kernel, "on_execute", hang)
-    done = t.run()
-    kernel = t.kernels.kernel(1)
-    pump, msg_id, _ = kernel.wait_for_run()
-    t.settle()
+    t, done, kernel, pump, msg_id = running(tree, "import time; time.sleep(600)", "print('x')")
     assert t.cancel(1, "changed my mind") == "running"
     t.settle()
     assert kernel.interrupts == 1

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.kernel_tree import hang, running
+
 pytestmark = pytest.mark.timeout(20)
 
 INTERRUPTED = {"ename": "KeyboardInterrupt", "evalue": "", "traceback": []}
-
-
-def hang(pump, msg_id, _code) -> None:
-    pump.start_running(msg_id, "step 1\n")
 
 
 def silent(_pump, _msg_id, _code) -> None:
@@ -29,13 +27,7 @@ def end_interrupted(pump, msg_id: str) -> None:
 
 
 def test_a_cancelled_cell_is_interrupted_every_2_s_until_it_stops_and_the_kernel_stays(tree):
-    t = tree("while True: pass", "print('never')")
-    t.kernels.prepare = lambda kernel: setattr(kernel, "on_execute", hang)
-    done = t.run()
-    kernel = t.kernels.kernel(1)
-    pump, msg_id, _ = kernel.wait_for_run()
-    t.settle()
-
+    t, done, kernel, pump, msg_id = running(tree, "while True: pass", "print('never')")
     assert t.cancel(1, "the agent changed its mind") == "running"
     t.settle()
     assert kernel.interrupts == 1

@@ -21,25 +21,9 @@ from nb_mcp.actors.kernel_protocol import KernelState, Resumed
 from nb_mcp.supervisor.notebook_tree import TakenOver
 
 from tests.unit.kernel_double import ScriptedBackend, ScriptedKernel
-from tests.unit.kernel_tree import LAUNCH
+from tests.unit.kernel_tree import LAUNCH, running
 
 pytestmark = pytest.mark.timeout(20)
-
-
-def hang(pump, msg_id, _code) -> None:
-    pump.start_running(msg_id, "step 1\n")
-
-
-def running(tree, *sources: str, **kwargs):
-    """A tree whose first cell is running on a kernel that keeps it running."""
-    t = tree(*sources, **kwargs)
-    t.kernels.prepare = lambda kernel: setattr(kernel, "on_execute", hang)
-    done = t.run()
-    kernel = t.kernels.kernel(1)
-    pump, msg_id, _ = kernel.wait_for_run()
-    t.settle()
-    t.kernels.prepare = lambda kernel: None
-    return t, done, kernel, pump, msg_id
 
 
 def test_a_remote_kernel_death_takes_the_path_of_a_local_one_without_waiting_for_a_tick(tree):
