@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,19 @@ def emit(
     look for the event right after the caller returns.
     """
     _emit(event, message, level, sync, None, fields)
+
+
+def emit_unhandled(error: BaseException, where: str, message: str = "", **fields: Any) -> None:
+    """`error.unhandled`: an exception nb did not expect, with its traceback and where."""
+    emit(
+        "error.unhandled",
+        message or f"unexpected {type(error).__name__} in {where}: {error}",
+        level="error",
+        error=f"{type(error).__name__}: {error}",
+        traceback="".join(traceback.format_exception(error)),
+        where=where,
+        **fields,
+    )
 
 
 async def emit_written(event: str, message: str, *, level: str = "info", **fields: Any) -> None:

@@ -18,7 +18,6 @@ actors/writer_cells.py.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
@@ -28,7 +27,7 @@ from nb_mcp.actors import disk_sync, writer_queued, writer_reports
 from nb_mcp.actors import notebook as nb
 from nb_mcp.actors.flush_policy import FlushPolicy
 from nb_mcp.actors.job_data import RunOutputs
-from nb_mcp.actors.log import emit
+from nb_mcp.actors.log import emit, emit_unhandled
 from nb_mcp.actors.notebook_json import FileComposer
 from nb_mcp.actors.outputs import OutputBuilder
 from nb_mcp.actors.refs import NotebookRefs
@@ -122,14 +121,11 @@ class WriterActor(CellSide, DiskSide, writer_queued.QueuedMarks, SupervisedActor
             try:
                 self.cell_message(message.cell_id, message.msg_type, message.content)
             except Exception as error:  # one bad message must not cost the document
-                emit(
-                    "error.unhandled",
+                emit_unhandled(
+                    error,
+                    "WriterActor.cell_message",
                     f"could not apply a {message.msg_type} message to cell {message.cell_id}: "
                     f"{error!r}",
-                    level="error",
-                    error=repr(error),
-                    traceback="".join(traceback.format_exception(error)),
-                    where="WriterActor.cell_message",
                     notebook=str(self.path),
                 )
             return None

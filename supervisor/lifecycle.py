@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 
 import pykka
-from nb_mcp.actors.log import LogActor, emit
+from nb_mcp.actors.log import LogActor, emit, emit_unhandled
 from nb_mcp.supervisor import statedir, takeover
 from nb_mcp.supervisor.config import Config
 from nb_mcp.supervisor.opened import ASK_TIMEOUT, NotebookHandle, OpenNotebooks
@@ -149,14 +148,7 @@ class Lifecycle:
         return taken
 
     def report_unhandled(self, error: BaseException, where: str) -> None:
-        emit(
-            "error.unhandled",
-            f"unexpected {type(error).__name__} in {where}: {error}",
-            level="error",
-            error=f"{type(error).__name__}: {error}",
-            traceback="".join(traceback.format_exception(error)),
-            where=where,
-        )
+        emit_unhandled(error, where)
 
 
 def _stop_notebook(notebook: NotebookHandle) -> BaseException | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nb_mcp.actors.job_data import JobSnapshot
-from nb_mcp.actors.log import emit
+from nb_mcp.actors.log import emit, emit_unhandled
 from nb_mcp.actors.run_states import JobState
 
 WORKING, COMPLETED, FAILED, CANCELLED = "working", "completed", "failed", "cancelled"
@@ -132,13 +131,10 @@ class TaskRegistry:
         except Exception as error:
             task.failure = f"nb could not render the job's result: {type(error).__name__}: {error}"
             outcome = FAILED
-            emit(
-                "error.unhandled",
+            emit_unhandled(
+                error,
+                "task result",
                 f"unexpected {type(error).__name__} rendering the result of job {task.job_id}",
-                level="error",
-                error=f"{type(error).__name__}: {error}",
-                traceback="".join(traceback.format_exception(error)),
-                where="task result",
             )
         task.ended_at = self._clock()
         task.outcome = outcome
