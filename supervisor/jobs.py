@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -52,6 +52,7 @@ class Jobs:
         self._kernels = kernel_calls
         self._editing = editing
         self._entries: OrderedDict[str, JobEntry] = OrderedDict()
+        self._finished: deque[str] = deque()  # ended jobs still holding outputs, oldest first
         self._lock = threading.Lock()
         notebooks.on_resumed = self._resumed
 
@@ -169,26 +170,34 @@ class Jobs:
             self._entries[job_id] = entry
             while len(self._entries) > _KEPT:
                 self._entries.popitem(last=False)
-            self._release_old_outputs()
+            released = self._release_old_outputs()
+        for board, snapshot in released:
+            board.put(snapshot)  # the board's copy held them too
+        # Outside the lock: a job that has ended already runs this at once, here.
+        entry.future.add_done_callback(lambda _: self._ended(job_id))
 
-    def _release_old_outputs(self) -> None:
-        """Let go of the outputs of the finished jobs past the newest OUTPUTS_KEPT (lock held).
-        The entry gets a new future holding the slimmed snapshot: the old one, and the
-        board's copy, were the last references to those outputs."""
-        if len(self._entries) <= OUTPUTS_KEPT:
-            return
-        finished = [
-            (job_id, entry) for job_id, entry in self._entries.items() if entry.future.done()
-        ]
-        for job_id, entry in finished[: max(0, len(finished) - OUTPUTS_KEPT)]:
-            snapshot = entry.future.result()
-            if snapshot.outputs_released:
-                continue
-            released = replace(snapshot, outputs={}, scratch_outputs=(), outputs_released=True)
+    def _ended(self, job_id: str) -> None:
+        with self._lock:
+            self._finished.append(job_id)
+
+    def _release_old_outputs(self) -> list[tuple[JobBoard, JobSnapshot]]:
+        """Let go of the outputs of the jobs that ended before the last OUTPUTS_KEPT (lock
+        held): each entry gets a new future holding the slimmed snapshot, and the boards to
+        put it on are returned (the old future and the board held the last references)."""
+        released = []
+        while len(self._finished) > OUTPUTS_KEPT:
+            job_id = self._finished.popleft()
+            entry = self._entries.get(job_id)
+            if entry is None:
+                continue  # forgotten already
+            slim = replace(
+                entry.future.result(), outputs={}, scratch_outputs=(), outputs_released=True
+            )
             done: Future[JobSnapshot] = Future()
-            done.set_result(released)
+            done.set_result(slim)
             self._entries[job_id] = JobEntry(entry.notebook, done, entry.board)
-            entry.board.put(released)
+            released.append((entry.board, slim))
+        return released
 
     def entry(self, job_id: str, scope: Scope | None = None) -> JobEntry:
         """The job's entry; with `scope`, only a job on a notebook under its roots (any other
