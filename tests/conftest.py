@@ -21,6 +21,12 @@ from tests.helpers import SCHEMA_PATH, McpServer, read_events, server_env
 _VALIDATOR = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The tests marked slow go first: with workers sharing the run (`make test`), one of them
+    # started last would run on alone while the other workers have nothing left to do.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def schema_errors(events: list[dict]) -> list[str]:
     problems = []
     for event in events:
