@@ -39,12 +39,18 @@ def hang(pump: Any, msg_id: str, _code: str) -> None:
     pump.start_running(msg_id, "step 1\n")
 
 
-def running(tree: Callable[..., Tree], *sources: str, **kwargs: Any) -> tuple[Any, ...]:
-    """A tree (from the `tree` fixture) whose first job's first cell is running on a kernel
-    that keeps it running: (tree, the job's future, the kernel, its pump, the cell's msg_id).
-    Kernels started later run their cells to the end at once."""
+def running(
+    tree: Callable[..., Tree],
+    *sources: str,
+    on_execute: Callable[[Any, str, str], None] = hang,
+    **kwargs: Any,
+) -> tuple[Any, ...]:
+    """A tree (from the `tree` fixture) whose first job's first cell was sent to a kernel
+    that answers it with `on_execute` (by default: begins it and keeps it running):
+    (tree, the job's future, the kernel, its pump, the cell's msg_id). Kernels started later
+    run their cells to the end at once."""
     t = tree(*sources, **kwargs)
-    t.kernels.prepare = lambda kernel: setattr(kernel, "on_execute", hang)
+    t.kernels.prepare = lambda kernel: setattr(kernel, "on_execute", on_execute)
     done = t.run()
     kernel = t.kernels.kernel(1)
     pump, msg_id, _ = kernel.wait_for_run()

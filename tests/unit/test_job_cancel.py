@@ -56,12 +56,7 @@ def test_a_cancelled_cell_is_interrupted_every_2_s_until_it_stops_and_the_kernel
 def test_a_cell_cancelled_before_the_kernel_began_it_is_interrupted_once_it_begins(tree):
     # ipykernel swallows an interrupt that lands between the execute_request and the cell's
     # start, and the cell then runs to its end: the interrupt must wait for execute_input.
-    t = tree("import time; time.sleep(600)")
-    t.kernels.prepare = lambda kernel: setattr(kernel, "on_execute", silent)
-    done = t.run()
-    kernel = t.kernels.kernel(1)
-    pump, msg_id, _ = kernel.wait_for_run()
-    t.settle()
+    t, done, kernel, pump, msg_id = running(tree, "import time; time.sleep(600)", on_execute=silent)
 
     assert t.cancel(1, "too slow") == "running"
     t.settle()
